@@ -1,0 +1,115 @@
+"""The one loader for params.yaml: base settings, a profile overlay, then `--set key=value` overrides,
+validated against `params.schema.yaml` with errors that name the offending key."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from nasflow.errors import NasflowError
+
+
+class Params(dict):
+    """The merged settings; `base_dir` is where params.yaml lives, so relative paths in it resolve
+    the same whichever directory a verb runs from."""
+
+    base_dir: Path = Path(".")
+    profile: str | None = None
+
+    def path(self, value: str | Path) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def schema() -> dict:
+    return yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(cfg: dict, assignment: str) -> None:
+    """`a.b.c=value`; the value is read as YAML, so `3`, `1e-3`, `true`, `[0, 1]` keep their types."""
+    if "=" not in assignment:
+        raise NasflowError(f"--set {assignment!r}: expected key=value (for example search.epochs=5)")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = cfg
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise NasflowError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a block of settings")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise NasflowError(f"--set {key}: value {raw!r} is not valid YAML ({exc.problem})") from None
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = ".".join(filter(None, [where, extra[0] if extra else ""]))
+        return f"unknown settings key {key!r} (allowed here: {', '.join(allowed)})"
+    if error.validator == "required":
+        return f"{where or 'top level'}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def validate(cfg: dict, source: str = "params.yaml") -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise NasflowError(f"{source}: {_describe(errors[0])}")
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise NasflowError(f"settings file {path} not found (pass --params PATH)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise NasflowError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise NasflowError(f"{path}: the top level must be a mapping of settings")
+    profiles = raw.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise NasflowError(f"{path}: 'profiles' must map profile names to overlays")
+    chosen = profile if profile is not None else raw.get("profile")
+    for name, overlay in profiles.items():
+        # Every profile is checked, not only the chosen one, so a typo in `paper` is caught on a laptop.
+        if not isinstance(overlay, dict):
+            raise NasflowError(f"{path}: profiles.{name} must be a mapping")
+        try:
+            validate(deep_merge(raw, overlay), f"{path} (profile {name})")
+        except NasflowError as exc:
+            raise NasflowError(str(exc).replace(f"{path} (profile {name}): ", f"{path}: profiles.{name}: ")) from None
+    cfg = raw
+    if chosen not in (None, "", "base"):
+        if chosen not in profiles:
+            raise NasflowError(f"unknown profile {chosen!r}; {path} defines: {', '.join(profiles) or 'none'}")
+        cfg = deep_merge(raw, profiles[chosen])
+    cfg["profile"] = chosen or "base"
+    for assignment in overrides:
+        apply_override(cfg, assignment)
+    validate(cfg, str(path))
+    params = Params(cfg)
+    params.base_dir = path.resolve().parent
+    params.profile = cfg["profile"]
+    return params
