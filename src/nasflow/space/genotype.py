@@ -87,8 +87,8 @@ def _check_cell(cell: CellSpec, where: str) -> CellSpec:
         for e in node:
             if not 0 <= e.input < k + 2:
                 raise NasflowError(
-                    f"{where}: node {k} is fed by input {e.input}, which does not exist yet "
-                    f"(node {k} may read inputs 0..{k + 1}: the two previous cells and nodes 0..{k - 1})")
+                    f"{where}: node {k} is fed by input {e.input}, which does not exist yet (node {k} may "
+                    f"read inputs 0..{k + 1}: the two previous cells" + (f" and nodes 0..{k - 1})" if k else ")"))
     if not cell.concat:
         raise NasflowError(f"{where}: the cell concatenates no node")
     for i in cell.concat:

@@ -1,0 +1,144 @@
+"""`nasflow <verb>`: the command line that users, Snakemake rules and DVC stages all call.
+
+Every verb that reads settings takes `--params FILE [--profile P] [--set key=value ...]`; verbs that
+write take `--out`. Bad input ends in one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nasflow.errors import NasflowError
+
+
+def _settings_flags(p: argparse.ArgumentParser, out: bool = False) -> None:
+    p.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
+    p.add_argument("--profile", default=None, help="overlay from params.yaml's profiles: (default: its `profile:`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set data.download=true (repeatable)")
+    if out:
+        p.add_argument("--out", required=True, help="output directory or file")
+
+
+def _params(args):
+    from nasflow.settings import load_params
+
+    return load_params(args.params, args.profile, args.overrides)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ---- verbs ---------------------------------------------------------------------------------------
+
+def cmd_count(args) -> None:
+    from nasflow.space.counting import count_network
+    from nasflow.space.genotype import load_genotype
+
+    genotype = load_genotype(args.genotype)
+    result = count_network(genotype, args.channels, args.layers, args.dataset)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{genotype.name or args.genotype}: {result['params_M']:.3f} M params, "
+              f"{result['macs_M']:.1f} M MACs ({args.dataset}, C={args.channels}, L={args.layers})")
+
+
+def cmd_draw(args) -> None:
+    from nasflow.space.draw import draw_genotype
+    from nasflow.space.genotype import load_genotype
+
+    print(draw_genotype(load_genotype(args.genotype), args.out))
+
+
+def cmd_zoo(args) -> None:
+    from nasflow.space.genotype import zoo_entries, zoo_genotype
+
+    entries = zoo_entries()
+    if args.json:
+        print(json.dumps({name: zoo_genotype(name).to_json() for name in entries}, indent=1))
+        return
+    for name, e in entries.items():
+        ref = e.get("reference_params_M")
+        figures = f"{ref:.3f} M params, {e['reference_macs_M']:.1f} M MACs" if ref else "no reference figures"
+        print(f"{name:18s} {figures}")
+
+
+def cmd_params(args) -> None:
+    import yaml
+
+    print(yaml.safe_dump(dict(_params(args)), sort_keys=False), end="")
+
+
+def cmd_data_prepare(args) -> None:
+    from nasflow.data.datasets import prepare
+
+    overrides = list(args.overrides)
+    if args.archive_dir:
+        overrides.append(f"data.archive_dirs={json.dumps(args.archive_dir)}")
+    if args.no_download:
+        overrides.append("data.download=false")
+    args.overrides = overrides
+    params = _params(args)
+    print(prepare(params, args.dataset))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("count", help="parameters and MACs of a cell's evaluation network")
+    p.add_argument("--genotype", required=True, help="a published cell name (see `nasflow zoo`) or a JSON file")
+    p.add_argument("--channels", type=_positive, default=36)
+    p.add_argument("--layers", type=_positive, default=20)
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--json", action="store_true", help='print {"params_M": ..., "macs_M": ...}')
+    p.set_defaults(func=cmd_count)
+
+    p = verbs.add_parser("draw", help="draw a genotype's cells to PNG or SVG")
+    p.add_argument("--genotype", required=True)
+    p.add_argument("--out", required=True, help="FILE.png or FILE.svg")
+    p.set_defaults(func=cmd_draw)
+
+    p = verbs.add_parser("zoo", help="list the published cells addressable by name")
+    p.add_argument("--json", action="store_true", help="print every cell in the general genotype form")
+    p.set_defaults(func=cmd_zoo)
+
+    p = verbs.add_parser("params", help="print the merged, validated settings")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_params)
+
+    p = verbs.add_parser("data", help="dataset preparation")
+    data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    q = data_verbs.add_parser("prepare", help="get a dataset ready under data.root")
+    q.add_argument("dataset")
+    q.add_argument("--archive-dir", action="append", default=[], help="look here for archives (repeatable)")
+    q.add_argument("--no-download", action="store_true")
+    _settings_flags(q)
+    q.set_defaults(func=cmd_data_prepare)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except NasflowError as exc:
+        print(f"nasflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nasflow: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

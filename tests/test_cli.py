@@ -1,0 +1,68 @@
+"""The command line as users meet it: one line per problem, non-zero exit, never a traceback."""
+import json
+
+import pytest
+
+
+def _one_clear_line(res, message):
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def _write(tmp_path, obj, name="g.json"):
+    path = tmp_path / name
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return path
+
+
+OK_REDUCE = [["max_pool_3x3", 0], ["max_pool_3x3", 1]]
+
+
+@pytest.mark.parametrize("genotype,message", [
+    ({"normal": [["sep_conv_3x3", 0], ["conv_9x9", 1]], "reduce": OK_REDUCE}, "unknown op 'conv_9x9'"),
+    ({"normal": [["sep_conv_3x3", 0], ["skip_connect", 4]], "reduce": OK_REDUCE}, "fed by input 4, which does not exist yet"),
+    ({"normal": [], "reduce": OK_REDUCE}, "the cell is empty"),
+    ('{"normal": [["sep_conv_3x3", 0]', "malformed JSON"),
+])
+def test_bad_genotype_files(tmp_path, cli, genotype, message):
+    _one_clear_line(cli("count", "--genotype", _write(tmp_path, genotype)), message)
+
+
+def test_unknown_cell_name_and_bad_numbers(cli):
+    _one_clear_line(cli("count", "--genotype", "DARTS_V3"), "neither a published cell name nor a file")
+    res = cli("count", "--genotype", "DARTS_V2", "--channels", "0")
+    assert res.returncode == 2 and "expected a positive integer" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_channels_not_divisible_where_required(cli):
+    _one_clear_line(cli("count", "--genotype", "DARTS_V2", "--channels", "45", "--layers", "14",
+                        "--dataset", "imagenet"), "even channel count")
+
+
+def test_unknown_settings_key(cli, params_file):
+    _one_clear_line(cli("params", "--params", params_file, "--set", "data.rot=x"), "unknown settings key 'data.rot'")
+
+
+def test_draw_writes_png_and_svg(tmp_path, cli):
+    png, svg = tmp_path / "c.png", tmp_path / "c.svg"
+    assert cli("draw", "--genotype", "PR_DARTS_UR", "--out", png).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli("draw", "--genotype", "DARTS_V2", "--out", svg).returncode == 0
+    text = svg.read_text()
+    assert "<svg" in text and "sep_conv_3x3" in text
+    _one_clear_line(cli("draw", "--genotype", "DARTS_V2", "--out", tmp_path / "c.gif"), ".png or .svg")
+
+
+def test_zoo_lists_every_cell(cli):
+    res = cli("zoo")
+    assert res.returncode == 0
+    assert "DARTS_V2" in res.stdout and "3.349 M params" in res.stdout
+    cells = json.loads(cli("zoo", "--json").stdout)
+    assert cells["PR_DARTS_DL1"]["format"] == "nasflow-genotype/1"
+
+
+def test_data_prepare_reports_a_missing_dataset(cli, params_file, tmp_path):
+    _one_clear_line(cli("data", "prepare", "cifar100", "--params", params_file, "--no-download"),
+                    "dataset cifar100 not found")
