@@ -3,6 +3,7 @@ validated against `params.schema.yaml` with errors that name the offending key."
 from __future__ import annotations
 
 import copy
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -56,6 +57,33 @@ def apply_override(cfg: dict, assignment: str) -> None:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise NasflowError(f"--set {key}: value {raw!r} is not valid YAML ({exc.problem})") from None
+
+
+def _yaml_typed(value):
+    """Snakemake's --config hands every scalar over as a string; read each back as YAML."""
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    if isinstance(value, list):
+        return [_yaml_typed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _yaml_typed(v) for k, v in value.items()}
+    return value
+
+
+def flatten_overrides(tree: dict, prefix: str = "") -> list[str]:
+    """{"data": {"download": "true"}} -> ["data.download=true"]: nested overrides (Snakemake's --config)
+    as the `--set` assignments every verb understands."""
+    out = []
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(flatten_overrides(value, dotted + "."))
+        else:
+            out.append(f"{dotted}={json.dumps(_yaml_typed(value))}")
+    return out
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -1,0 +1,2 @@
+# `snakemake --cores all results/table1.csv`: the rules live in workflow/.
+include: "workflow/Snakefile"

@@ -1,0 +1,25 @@
+"""The rule graph, by dry runs: settings reach the verbs; bad settings stop Snakemake before any job."""
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _dry(*args):
+    return subprocess.run([SNAKEMAKE, "-n", "-p", "--cores", "1", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_prepare_rule_passes_config_overrides_to_the_verb():
+    res = _dry("data/freiburg.npz", "--config", "data={download: true, split_seed: 3}")
+    assert res.returncode == 0, res.stderr
+    assert "nasflow data prepare freiburg --params params.yaml --set data.download=true --set data.split_seed=3" in res.stdout
+
+
+def test_bad_setting_stops_the_workflow_naming_the_key():
+    res = _dry("data/freiburg.npz", "--config", "data={downlod: true}")
+    assert res.returncode != 0
+    assert "unknown settings key 'data.downlod'" in res.stdout + res.stderr
