@@ -91,6 +91,16 @@ def cmd_data_prepare(args) -> None:
     print(prepare(params, args.dataset))
 
 
+def cmd_search(args) -> None:
+    from nasflow.search.engine import SearchRun
+
+    params = _params(args)
+    result = SearchRun(params, args.method, args.seed, args.out, track_runs=not args.no_track).run(resume=args.resume)
+    print(f"{args.method} seed {args.seed}: {result['epochs']} epochs in {result['seconds']:.1f} s on "
+          f"{result['device']} ({result['stopped']}); cell {result['params_M']:.3f} M params, "
+          f"{result['macs_M']:.1f} M MACs -> {args.out}/genotype.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -115,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("params", help="print the merged, validated settings")
     _settings_flags(p)
     p.set_defaults(func=cmd_params)
+
+    p = verbs.add_parser("search", help="search a cell on the shared supernet")
+    p.add_argument("--method", required=True, help="darts or asap")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
+    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
+    _settings_flags(p, out=True)
+    p.set_defaults(func=cmd_search)
 
     p = verbs.add_parser("data", help="dataset preparation")
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")

@@ -1,0 +1,344 @@
+"""The search loop every method shares: data, optimizers, pruning hand-off, per-epoch history,
+checkpoints and resume, and the files of `results/search/<method>/seed<k>/`."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasflow import io as nio
+from nasflow import track
+from nasflow.data.datasets import load
+from nasflow.data.loader import Batches, epoch_generator, normalisation
+from nasflow.data.registry import dataset_info
+from nasflow.data.splits import stratified_split, stratified_subset
+from nasflow.errors import NasflowError
+from nasflow.progress import Progress
+from nasflow.search.asap import Asap
+from nasflow.search.darts import Darts
+from nasflow.search.policy import normalised_entropy
+from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
+from nasflow.space.counting import count_network
+
+METHODS = {"darts": Darts, "asap": Asap}
+RUN_KEYS = {"methods", "seeds", *METHODS}
+HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "alive_ops", "edges", "sparsity", "entropy",
+                   "entropy_normal", "entropy_reduce", "network_ops", "train_loss", "train_error", "val_error",
+                   "val_loss", "epoch_seconds", "lr"]
+CHECKPOINT_VERSION = 1
+
+
+def method_settings(params, method: str) -> dict:
+    """The common `search:` keys with the method's own block laid over them, checked across keys."""
+    if method not in METHODS:
+        raise NasflowError(f"unknown search method {method!r}; available: {', '.join(METHODS)}")
+    search = params["search"]
+    merged = {k: v for k, v in search.items() if k not in RUN_KEYS}
+    merged.update(search.get(method, {}))
+    if merged["w_lr_min"] > merged["w_lr"]:
+        raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
+    if method == "asap" and merged["prune_end_epoch"] <= merged["prune_start_epoch"]:
+        raise NasflowError("search.asap.prune_end_epoch must come after search.asap.prune_start_epoch")
+    if method == "asap" and "none" in merged["ops"]:
+        raise NasflowError("search.asap.ops: ASAP's space has no 'none' op (remove it from the list)")
+    return merged
+
+
+def resolve_device(params) -> torch.device:
+    wanted = params.get("runtime", {}).get("device", "auto")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise NasflowError(f"runtime.device is {wanted} but no CUDA device is visible here")
+    return torch.device(wanted)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
+    blob = json.dumps({"method": method, "seed": seed, "settings": settings,
+                       "split_seed": data.get("split_seed", 0), "weights_fraction": data.get("weights_fraction", 0.5)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _cosine_lr(s: dict, epoch: int) -> float:
+    return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    nio.write_text(path, buf.getvalue())
+
+
+def _save_torch(path: Path, obj) -> None:
+    with nio.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+class SearchRun:
+    def __init__(self, params, method: str, seed: int, out: str | Path, track_runs: bool = True):
+        self.params, self.method, self.seed = params, method, seed
+        self.out = Path(out)
+        self.s = method_settings(params, method)
+        self.track_runs = track_runs
+        self.device = resolve_device(params)
+        self.fingerprint = _fingerprint(method, seed, self.s, params["data"])
+
+    # ---- set-up ---------------------------------------------------------------------------------------
+    def _data(self):
+        s, data_cfg = self.s, self.params["data"]
+        arrays = load(self.params, s["dataset"])
+        labels = arrays.y_train
+        pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
+                if s["subset_per_class"] else np.arange(len(labels)))
+        first, second = stratified_split(labels[pool], data_cfg.get("weights_fraction", 0.5), data_cfg.get("split_seed", 0))
+        w_idx, a_idx = pool[first], pool[second]
+        mean, std = normalisation(s["dataset"], arrays.x_train)
+        bs = s["batch_size"]
+        # DARTS draws both halves through the training augmentation; validation is measured without it.
+        self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device, drop_last=True)
+        self.arch_batches = Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True)
+        self.val_batches = Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, False, self.device)
+        if len(self.train_batches) == 0:
+            raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")
+        self.n_classes = arrays.num_classes
+
+    def _build(self):
+        s = self.s
+        info = dataset_info(s["dataset"])
+        torch.manual_seed(self.seed)
+        space = SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
+                            layout=s["layout"], cell_output=s["cell_output"], num_classes=info.num_classes,
+                            in_channels=info.channels)
+        self.net = Supernet(space).to(self.device)
+        self.policy = METHODS[self.method](s, self.net)
+
+    def _optimizers(self):
+        s = self.s
+        self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=s["w_lr"], momentum=s["w_momentum"],
+                                     weight_decay=s["w_weight_decay"])
+        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=s["a_lr"], betas=tuple(s["a_betas"]),
+                                      weight_decay=s["a_weight_decay"])
+
+    # ---- checkpoints ------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _save(self, finished: bool):
+        _save_torch(self.checkpoint_path, {
+            "version": CHECKPOINT_VERSION, "fingerprint": self.fingerprint, "method": self.method,
+            "seed": self.seed, "epoch": self.epoch, "finished": finished, "model": self.net.state_dict(),
+            "alive": {k: g.alive.cpu() for k, g in self.net.groups.items()}, "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict(), "policy": self.policy.state_dict(), "history": self.history,
+            "alphas": self.alphas, "seconds": self.seconds, "run_id": self.tracker.run_id,
+            "rng": torch.get_rng_state()})
+
+    def _load(self) -> dict:
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # torch raises several types for a damaged file
+            raise NasflowError(f"{self.checkpoint_path}: corrupt checkpoint ({type(exc).__name__}); it was left as "
+                               "is: delete it to start the search over") from None
+        if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+            raise NasflowError(f"{self.checkpoint_path}: not a nasflow search checkpoint")
+        if ckpt.get("fingerprint") != self.fingerprint:
+            raise NasflowError(f"{self.checkpoint_path}: made by a search with other settings (method "
+                               f"{ckpt.get('method')}, seed {ckpt.get('seed')}); refusing to mix them: use another "
+                               "--out or delete the checkpoint")
+        try:
+            self.net.apply_alive({k: v.to(self.device) for k, v in ckpt["alive"].items()})
+            self.net.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError) as exc:
+            raise NasflowError(f"{self.checkpoint_path}: does not fit this supernet ({str(exc).splitlines()[0]})") from None
+        self._optimizers()
+        self.w_opt.load_state_dict(ckpt["w_opt"])
+        self.a_opt.load_state_dict(ckpt["a_opt"])
+        self.policy.load_state_dict(ckpt["policy"])
+        torch.set_rng_state(ckpt["rng"])
+        return ckpt
+
+    # ---- one epoch ----------------------------------------------------------------------------------------
+    def _apply_prunes(self, prunes) -> None:
+        if not prunes:
+            return
+        for group, edge, slot in prunes:
+            self.net.prune(group, edge, slot)
+        self.w_opt = rebuild_optimizer(self.w_opt, self.net.weight_parameters())
+
+    def _check(self, loss: torch.Tensor, where: str) -> None:
+        if not torch.isfinite(loss):
+            raise NasflowError(f"{where}: the loss became {float(loss)}; the last good checkpoint "
+                               f"({self.checkpoint_path}, epoch {self.epoch - 1}) is kept")
+
+    def _train_epoch(self, progress: Progress) -> dict:
+        net, policy, s = self.net, self.policy, self.s
+        net.train()
+        lr = _cosine_lr(s, self.epoch)
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        steps = len(self.train_batches)
+        train_iter = self.train_batches.epoch(epoch_generator(self.seed, self.epoch, 0))
+        arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 1))
+        loss_sum = wrong = seen = 0
+        for step in range(1, steps + 1):
+            x, y = next(train_iter)
+            search = policy.updates_alpha()
+            if search:
+                try:
+                    val_batch = next(arch_iter)
+                except StopIteration:
+                    arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 2 + step))
+                    val_batch = next(arch_iter)
+                if policy.alpha_first:
+                    self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
+                                f"epoch {self.epoch} step {step} (alpha)")
+            weights = {k: w.detach() for k, w in policy.weights(net).items()}
+            self.w_opt.zero_grad(set_to_none=True)
+            logits = net(x, weights)
+            loss = F.cross_entropy(logits, y)
+            self._check(loss.detach(), f"epoch {self.epoch} step {step}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], s["grad_clip"])
+            self.w_opt.step()
+            if search and not policy.alpha_first:
+                self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
+                            f"epoch {self.epoch} step {step} (alpha)")
+            self._apply_prunes(policy.prune_after_step(net))
+            loss_sum += float(loss.detach()) * len(y)
+            wrong += int((logits.argmax(1) != y).sum())
+            seen += len(y)
+            progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
+        self._apply_prunes(policy.prune_after_epoch(net))
+        return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
+
+    @torch.no_grad()
+    def _validate(self) -> dict:
+        self.net.eval()
+        weights = self.policy.weights(self.net)
+        loss_sum = wrong = seen = 0
+        for x, y in self.val_batches.epoch(None):
+            logits = self.net(x, weights)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            wrong += int((logits.argmax(1) != y).sum())
+            seen += len(y)
+        return {"val_loss": loss_sum / seen, "val_error": 100.0 * wrong / seen}
+
+    def _architecture_record(self) -> dict:
+        net, policy = self.net, self.policy
+        alive, total = net.arch_ops()
+        weights = policy.weights(net)
+        entropy = {}
+        for kind in ("normal", "reduce"):
+            values = [normalised_entropy(weights[k].detach(), policy.n_candidates)
+                      for k, g in net.groups.items() if g.reduction == (kind == "reduce")]
+            entropy[f"entropy_{kind}"] = float(np.mean(values)) if values else float("nan")
+        return {"alive_ops": alive, "edges": sum(int((g.alive.sum(1) > 1).sum()) for g in net.groups.values()),
+                "sparsity": alive / total, "entropy": float(np.nanmean(list(entropy.values()))), **entropy,
+                "network_ops": net.alive_ops()}
+
+    # ---- the run ------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        if self.checkpoint_path.exists() and not resume:
+            raise NasflowError(f"{self.out} holds a checkpoint of an earlier search: pass --resume to continue "
+                               "it, or choose another --out (nothing is overwritten silently)")
+        threads = self.params.get("runtime", {}).get("threads", 0)
+        if threads:
+            torch.set_num_threads(threads)
+        self._data()
+        self._build()
+        self._optimizers()
+        self.history, self.alphas, self.seconds, self.epoch = [], {}, 0.0, 0
+        ckpt = self._load() if resume and self.checkpoint_path.exists() else None
+        if ckpt:
+            self.history, self.alphas, self.seconds, self.epoch = ckpt["history"], ckpt["alphas"], ckpt["seconds"], ckpt["epoch"]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tracker = track.start_run(
+            self.params, f"search-{self.method}-s{self.seed}",
+            tags={"stage": "search", "method": self.method, "seed": self.seed, "dataset": self.s["dataset"]},
+            logged_params={"search": self.s, "seed": self.seed, "method": self.method},
+            enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
+        try:
+            finished = bool(ckpt and ckpt["finished"])
+            if not finished:
+                finished = self._loop()
+            result = self._finish()
+        except BaseException:
+            self.tracker.finish("FAILED")
+            raise
+        self.tracker.finish("FINISHED")
+        return result
+
+    def _loop(self) -> bool:
+        s = self.s
+        mode = self.params.get("runtime", {}).get("progress", "auto")
+        progress = Progress(f"search {self.method} s{self.seed}", s["epochs"], mode)
+        while self.epoch < s["epochs"]:
+            self.epoch += 1
+            self.policy.begin_epoch(self.epoch)
+            started = time.perf_counter()
+            row = {"epoch": self.epoch, **self.policy.record()}
+            row.update(self._train_epoch(progress))
+            row.update(self._validate())
+            row["epoch_seconds"] = time.perf_counter() - started
+            self.seconds += row["epoch_seconds"]
+            row.update(self._architecture_record())
+            row.setdefault("temperature", float("nan"))
+            row.setdefault("threshold", float("nan"))
+            self.history.append(row)
+            for name, g in self.net.groups.items():
+                self.alphas[f"{name}_alpha_e{self.epoch:03d}"] = g.alpha.detach().cpu().numpy().copy()
+                self.alphas[f"{name}_alive_e{self.epoch:03d}"] = g.alive.cpu().numpy().copy()
+            done = self.policy.finished(self.net)
+            self._write_progress_files()
+            self._save(finished=done or self.epoch == s["epochs"])
+            self.tracker.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "phase")}, step=self.epoch)
+            progress.epoch_done(self.epoch, phase=row["phase"], alive=row["alive_ops"],
+                                val_error=f"{row['val_error']:.1f}%", seconds=f"{row['epoch_seconds']:.1f}")
+            if done:
+                return True
+        return True
+
+    def _write_progress_files(self):
+        _write_history(self.out / "history.csv", self.history)
+        with nio.atomic_path(self.out / "alphas.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),
+                         groups=np.array(list(self.net.groups)), **self.alphas)
+
+    def _finish(self) -> dict:
+        s = self.s
+        genotype = self.policy.derive(self.net)
+        genotype.name = f"{self.method}-s{self.seed}-0"
+        nio.write_json(self.out / "genotype.json", genotype.to_json())
+        counts = count_network(genotype, s["eval_channels"], s["eval_layers"], s["dataset"])
+        nio.write_json(self.out / "architectures.json", [
+            {"id": genotype.name, "genotype": "genotype.json", **counts, "epoch": self.epoch}])
+        reason = "one op per edge" if self.policy.finished(self.net) else f"{s['epochs']} epochs"
+        summary = {"seconds": round(self.seconds, 3), "device": device_name(self.device), "epochs": self.epoch,
+                   "method": self.method, "seed": self.seed, "stopped": reason,
+                   "gpu_days": round(self.seconds / 86400, 6) if self.device.type == "cuda" else None}
+        nio.write_json(self.out / "search.json", summary)
+        self._write_progress_files()
+        self.tracker.log_metrics({"search_seconds": self.seconds, **{f"final_{k}": v for k, v in counts.items()}})
+        for name in ("genotype.json", "architectures.json", "search.json", "history.csv"):
+            self.tracker.log_artifact(self.out / name)
+        self.tracker.set_tags({"arch_id": genotype.name})
+        return {"genotype": genotype, **summary, **counts}

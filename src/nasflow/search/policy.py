@@ -1,0 +1,92 @@
+"""What a search method supplies to the shared engine. A method is a policy on the supernet: how op
+weights are formed from alpha, when alpha is updated, what is pruned and when, and how the final
+genotype is derived. The engine owns the loop, data, optimizers, checkpoints and outputs."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from nasflow.search.supernet import ArchGroup, Supernet
+
+Prune = tuple[str, int, int]  # (group, edge, slot)
+
+
+def masked_softmax(logits: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """Softmax over the alive candidates of each edge; pruned candidates weigh exactly zero."""
+    masked = logits.masked_fill(~alive, float("-inf"))
+    out = torch.softmax(masked, dim=-1)
+    return torch.nan_to_num(out, nan=0.0)  # a fully pruned edge has no weights at all
+
+
+class SearchPolicy:
+    name = "base"
+    alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
+    one_level = False    # GOLD-NAS: alpha and weights on the same batch, one loss
+
+    def __init__(self, settings: dict, net: Supernet):
+        self.s = settings
+        self.n_candidates = len(net.space.candidates)
+
+    # ---- per epoch -------------------------------------------------------------------------------------
+    def begin_epoch(self, epoch: int) -> None:
+        """`epoch` counts from 1."""
+        self.epoch = epoch
+
+    def updates_alpha(self) -> bool:
+        return True
+
+    def record(self) -> dict:
+        """Method-specific columns of history.csv (temperature, threshold, phase...)."""
+        return {"phase": "search"}
+
+    # ---- weights and pruning -----------------------------------------------------------------------------
+    def op_weights(self, group: ArchGroup) -> torch.Tensor:
+        return masked_softmax(group.alpha, group.alive)
+
+    def weights(self, net: Supernet) -> dict[str, torch.Tensor]:
+        return {name: self.op_weights(g) for name, g in net.groups.items()}
+
+    def arch_loss(self, net: Supernet, x, y) -> torch.Tensor:
+        return F.cross_entropy(net(x, self.weights(net)), y)
+
+    def arch_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
+        """First-order: descend the validation loss in alpha with the weights fixed."""
+        a_opt.zero_grad(set_to_none=True)
+        loss = self.arch_loss(net, *val_batch)
+        loss.backward()
+        self.after_arch_backward(net)
+        a_opt.step()
+        for g in net.groups.values():
+            g.restore_pruned()
+        return float(loss.detach())
+
+    def after_arch_backward(self, net: Supernet) -> None:
+        pass
+
+    def prune_after_step(self, net: Supernet) -> list[Prune]:
+        return []
+
+    def prune_after_epoch(self, net: Supernet) -> list[Prune]:
+        return []
+
+    def finished(self, net: Supernet) -> bool:
+        return False
+
+    def derive(self, net: Supernet):
+        raise NotImplementedError
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def normalised_entropy(weights: torch.Tensor, n_candidates: int) -> float:
+    """Mean over edges of the op distribution's entropy divided by log(N) (ASAP Figure 7)."""
+    p = weights.clamp_min(1e-12)
+    h = -(weights * p.log()).sum(-1) / math.log(max(n_candidates, 2))
+    return float(h.mean())

@@ -1,0 +1,93 @@
+"""The one module that talks to MLflow. It is imported lazily, so a machine without mlflow (a GPU node
+with torch only) runs with `--no-track` or `tracking.enabled: false` and loses nothing but the run.
+
+The default store is `sqlite:///mlflow.db` beside params.yaml; `MLFLOW_TRACKING_URI` overrides it.
+A job started by the pipeline nests its run under the pipeline's run (NASFLOW_PARENT_RUN_ID)."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from nasflow.errors import NasflowError
+
+
+def tracking_uri(params) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    uri = params.get("tracking", {}).get("uri")
+    if uri:
+        return uri
+    return f"sqlite:///{params.base_dir / 'mlflow.db'}"
+
+
+class NullRun:
+    """Tracking switched off: the same calls, no effect."""
+
+    run_id = None
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path) -> None:
+        pass
+
+    def set_tags(self, tags: dict) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED") -> None:
+        pass
+
+
+class MlflowRun(NullRun):
+    def __init__(self, mlflow, run):
+        self.mlflow, self.run_id = mlflow, run.info.run_id
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+        if clean:
+            self.mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path) -> None:
+        if Path(path).exists():
+            self.mlflow.log_artifact(str(path))
+
+    def set_tags(self, tags: dict) -> None:
+        self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.mlflow.end_run(status=status)
+
+
+def _flat(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def start_run(params, name: str, tags: dict, logged_params: dict, enabled: bool = True,
+              resume_run_id: str | None = None) -> NullRun:
+    """Start (or, after a resume, reopen) one run; `logged_params` are flattened to dotted names so
+    every method and dataset shares the same parameter names in `mlflow ui`."""
+    if not enabled or not params.get("tracking", {}).get("enabled", True):
+        return NullRun()
+    try:
+        import mlflow
+    except ImportError:
+        raise NasflowError("mlflow is not installed here: pass --no-track (or set tracking.enabled=false)") from None
+    mlflow.set_tracking_uri(tracking_uri(params))
+    mlflow.set_experiment(params.get("tracking", {}).get("experiment", "nasflow"))
+    parent = os.environ.get("NASFLOW_PARENT_RUN_ID")
+    if resume_run_id:
+        run = mlflow.start_run(run_id=resume_run_id)
+    else:
+        run = mlflow.start_run(run_name=name, nested=bool(parent),
+                               tags={**({"mlflow.parentRunId": parent} if parent else {}),
+                                     **{k: str(v) for k, v in tags.items()}})
+        flat = _flat("", logged_params, {})
+        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+    return MlflowRun(mlflow, run)
