@@ -35,3 +35,15 @@ def params_file(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_params(tmp_path_factory):
+    """params.yaml (smoke profile) whose prepared data lives in one directory for the whole session."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    text = (ROOT / "params.yaml").read_text()
+    text = text.replace("root: data ", f"root: {tmp / 'data'} ")
+    text = text.replace("- ../shared/datasets", f"- {SHARED_DATASETS}")
+    path = tmp / "params.yaml"
+    path.write_text(text)
+    return path

@@ -48,6 +48,9 @@ def method_settings(params, method: str) -> dict:
         raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
     if method == "asap" and merged["prune_end_epoch"] <= merged["prune_start_epoch"]:
         raise NasflowError("search.asap.prune_end_epoch must come after search.asap.prune_start_epoch")
+    if method == "asap" and merged["schedule"] == "pac" and merged["pac"]["nu"] * len(merged["ops"]) > 1:
+        raise NasflowError(f"search.asap.pac.nu must be at most 1/N = {1 / len(merged['ops']):.4f} "
+                           "(Theorem 2's rho_t is positive only then)")
     if method == "asap" and "none" in merged["ops"]:
         raise NasflowError("search.asap.ops: ASAP's space has no 'none' op (remove it from the list)")
     return merged
@@ -262,6 +265,8 @@ class SearchRun:
         threads = self.params.get("runtime", {}).get("threads", 0)
         if threads:
             torch.set_num_threads(threads)
+        for stale in self.out.glob(".*.tmp"):  # left by a run killed in the middle of a write
+            stale.unlink()
         self._data()
         self._build()
         self._optimizers()

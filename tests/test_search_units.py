@@ -1,0 +1,106 @@
+"""The supernet and the policies' rules, on small synthetic inputs (fast)."""
+import math
+
+import pytest
+import torch
+
+from nasflow.search.asap import Asap, exponential_temperature, pac_schedule, zhu_gupta_sparsity
+from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer, top_k_per_node
+
+ASAP_OPS = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+
+
+def _net(**kw):
+    torch.manual_seed(0)
+    return Supernet(SpaceConfig(ops=kw.pop("ops", ASAP_OPS), channels=4, layers=3, **kw))
+
+
+def test_supernet_shapes_groups_and_outputs():
+    for output, layout, groups in [("concat", "shared", {"normal", "reduce"}), ("conv1x1", "shared", {"normal", "reduce"}),
+                                   ("mean", "per-position", {"cell0", "cell1", "cell2"})]:
+        net = _net(cell_output=output, layout=layout)
+        assert set(net.groups) == groups
+        weights = {k: torch.softmax(g.alpha, -1) for k, g in net.groups.items()}
+        assert net(torch.randn(2, 3, 32, 32), weights).shape == (2, 10)
+        assert net.arch_ops() == (len(groups) * 14 * 7, len(groups) * 14 * 7)
+
+
+def test_pruning_removes_modules_parameters_and_optimizer_state():
+    net = _net()
+    weights = {k: torch.softmax(g.alpha, -1) for k, g in net.groups.items()}
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9)
+    loss = net(torch.randn(2, 3, 32, 32), weights).sum()
+    loss.backward()
+    opt.step()
+    n_params = sum(p.numel() for p in net.weight_parameters())
+    ops_before = net.alive_ops()
+    slot = ASAP_OPS.index("sep_conv_5x5")
+    removed = net.prune("normal", 0, slot)
+    assert removed and all(p not in set(net.weight_parameters()) for p in removed)
+    assert sum(p.numel() for p in net.weight_parameters()) < n_params
+    # one module per normal cell left the graph (a 3-layer net: cell 0 normal, cells 1 and 2 reduce)
+    assert net.alive_ops() == ops_before - sum(cell.group == "normal" for cell in net.cells) == ops_before - 1
+    assert all(f"s{slot}" not in cell.edges[0].ops for cell in net.cells if cell.group == "normal")
+    survivor = net.weight_parameters()[0]
+    new = rebuild_optimizer(opt, net.weight_parameters())
+    assert len(new.param_groups[0]["params"]) == len(net.weight_parameters())
+    assert torch.equal(new.state[survivor]["momentum_buffer"], opt.state[survivor]["momentum_buffer"])
+    assert not any(p in new.state for p in removed)
+    # the pruned op's alpha is frozen at its value when pruned
+    g = net.groups["normal"]
+    before = float(g.frozen[0, slot])
+    with torch.no_grad():
+        g.alpha[0, slot] = 99.0
+    g.restore_pruned()
+    assert float(g.alpha[0, slot]) == before
+
+
+def test_top_k_per_node_rule():
+    # node 0 has edges 0,1; node 1 has edges 2,3,4. Slot 0 plays `none`, which is not allowed.
+    w = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.1, 0.3], [0.0, 0.6], [0.0, 0.7]])
+    allowed = torch.tensor([[False, True]] * 5)
+    choice = top_k_per_node(w, allowed, nodes=2, k=2)
+    assert choice == [[(0, 1), (1, 1)], [(3, 1), (4, 1)]]
+    # ties go to the lower input index
+    tie = top_k_per_node(torch.full((5, 2), 0.5), torch.ones(5, 2, dtype=torch.bool), nodes=2, k=2)
+    assert tie[1] == [(2, 0), (3, 0)]
+
+
+def test_asap_final_cell_keeps_the_clearest_winners():
+    net = _net()
+    s = {"t0": 1.0, "beta": 0.9, "grace_temperature": 1.0, "threshold_factor": 0.4, "schedule": "exponential",
+         "pruning": "threshold"}
+    policy = Asap(s, net)
+    policy.begin_epoch(10)
+    g = net.groups["normal"]
+    with torch.no_grad():
+        g.alpha.zero_()
+        # node 1 (edges 2, 3, 4): the survivor of edge 4 won by far, edge 2 narrowly, edge 3 moderately
+        g.alpha[2, 3], g.alpha[3, 4], g.alpha[4, 5] = 0.1, 1.0, 3.0
+    for e in range(14):
+        keep = int(g.alpha[e].argmax())
+        for slot in range(7):
+            if slot != keep:
+                net.prune("normal", e, slot)
+    assert policy.finished(net) is False  # the reduce group still mixes everything
+    geno = policy.derive(net)
+    node1 = geno.cells[0].nodes[1]
+    assert [(e.input, e.op.name) for e in node1] == [(1, "sep_conv_5x5"), (2, "dil_conv_3x3")]
+
+
+def test_asap_temperature_indexing_matches_the_paper():
+    # epochs counted from 1: five grace epochs (T >= 1) and T(50) = 0.1
+    temps = [exponential_temperature(1.3, 0.95, e) for e in range(1, 51)]
+    assert sum(t >= 1.0 for t in temps) == 5
+    assert temps[-1] == pytest.approx(0.1, abs=0.001)
+    assert sum(exponential_temperature(1.6, 0.95, e) >= 1.0 for e in range(1, 51)) == 9
+
+
+def test_pac_schedule_and_zhu_gupta():
+    t1, th1 = pac_schedule(1, 7, 1e-3, 1.0, 0.1, 0.1)
+    t9, th9 = pac_schedule(9, 7, 1e-3, 1.0, 0.1, 0.1)
+    assert 0 < t9 < t1 and th9 < th1 and th1 == pytest.approx(0.1 * math.exp(-1))
+    assert zhu_gupta_sparsity(5, 20, 50, 0.857, 1) == 0.0
+    assert zhu_gupta_sparsity(50, 20, 50, 0.857, 3) == pytest.approx(0.857)
+    mid1, mid3 = zhu_gupta_sparsity(35, 20, 50, 0.8, 1), zhu_gupta_sparsity(35, 20, 50, 0.8, 3)
+    assert mid1 == pytest.approx(0.4) and mid3 == pytest.approx(0.7)  # p=3 prunes early, then slows
