@@ -101,6 +101,16 @@ def cmd_search(args) -> None:
           f"{result['macs_M']:.1f} M MACs -> {args.out}/genotype.json")
 
 
+def cmd_train(args) -> None:
+    from nasflow.train.trainer import TrainRun
+
+    params = _params(args)
+    m = TrainRun(params, args.genotype, args.dataset, args.recipe, args.seed, args.out, arch_id=args.arch_id,
+                 track_runs=not args.no_track).run(resume=args.resume)
+    print(f"{m['arch_id']} on {m['dataset']} ({m['recipe']}, seed {m['seed']}): top-1 error {m['top1_error']:.2f}% "
+          f"after {m['epochs']} epochs ({m['train_seconds']:.1f} s on {m['device']}) -> {args.out}/metrics.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -133,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(p, out=True)
     p.set_defaults(func=cmd_search)
+
+    p = verbs.add_parser("train", help="train an evaluation network to a recipe (retraining, transfer)")
+    p.add_argument("--genotype", required=True, help="a published cell name or a genotype JSON file")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--recipe", required=True, help="a recipe name under train.recipes in params.yaml")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch-id", default=None, help="the architecture's id in results (default: the genotype's name)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
+    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
+    _settings_flags(p, out=True)
+    p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("data", help="dataset preparation")
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")

@@ -2,12 +2,9 @@
 checkpoints and resume, and the files of `results/search/<method>/seed<k>/`."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
+from nasflow.runtime import clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_threads
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
 from nasflow.search.policy import normalised_entropy
@@ -56,21 +54,6 @@ def method_settings(params, method: str) -> dict:
     return merged
 
 
-def resolve_device(params) -> torch.device:
-    wanted = params.get("runtime", {}).get("device", "auto")
-    if wanted == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise NasflowError(f"runtime.device is {wanted} but no CUDA device is visible here")
-    return torch.device(wanted)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
     blob = json.dumps({"method": method, "seed": seed, "settings": settings,
                        "split_seed": data.get("split_seed", 0), "weights_fraction": data.get("weights_fraction", 0.5)},
@@ -80,19 +63,6 @@ def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
 
 def _cosine_lr(s: dict, epoch: int) -> float:
     return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    nio.write_text(path, buf.getvalue())
-
-
-def _save_torch(path: Path, obj) -> None:
-    with nio.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 class SearchRun:
@@ -146,7 +116,7 @@ class SearchRun:
         return self.out / "checkpoint.pt"
 
     def _save(self, finished: bool):
-        _save_torch(self.checkpoint_path, {
+        nio.save_torch(self.checkpoint_path, {
             "version": CHECKPOINT_VERSION, "fingerprint": self.fingerprint, "method": self.method,
             "seed": self.seed, "epoch": self.epoch, "finished": finished, "model": self.net.state_dict(),
             "alive": {k: g.alive.cpu() for k, g in self.net.groups.items()}, "w_opt": self.w_opt.state_dict(),
@@ -155,17 +125,7 @@ class SearchRun:
             "rng": torch.get_rng_state()})
 
     def _load(self) -> dict:
-        try:
-            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # torch raises several types for a damaged file
-            raise NasflowError(f"{self.checkpoint_path}: corrupt checkpoint ({type(exc).__name__}); it was left as "
-                               "is: delete it to start the search over") from None
-        if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
-            raise NasflowError(f"{self.checkpoint_path}: not a nasflow search checkpoint")
-        if ckpt.get("fingerprint") != self.fingerprint:
-            raise NasflowError(f"{self.checkpoint_path}: made by a search with other settings (method "
-                               f"{ckpt.get('method')}, seed {ckpt.get('seed')}); refusing to mix them: use another "
-                               "--out or delete the checkpoint")
+        ckpt = load_checkpoint(self.checkpoint_path, self.device, CHECKPOINT_VERSION, self.fingerprint)
         try:
             self.net.apply_alive({k: v.to(self.device) for k, v in ckpt["alive"].items()})
             self.net.load_state_dict(ckpt["model"])
@@ -262,11 +222,8 @@ class SearchRun:
         if self.checkpoint_path.exists() and not resume:
             raise NasflowError(f"{self.out} holds a checkpoint of an earlier search: pass --resume to continue "
                                "it, or choose another --out (nothing is overwritten silently)")
-        threads = self.params.get("runtime", {}).get("threads", 0)
-        if threads:
-            torch.set_num_threads(threads)
-        for stale in self.out.glob(".*.tmp"):  # left by a run killed in the middle of a write
-            stale.unlink()
+        set_threads(self.params)
+        clear_stale_temporaries(self.out)
         self._data()
         self._build()
         self._optimizers()
@@ -322,7 +279,7 @@ class SearchRun:
         return True
 
     def _write_progress_files(self):
-        _write_history(self.out / "history.csv", self.history)
+        nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
         with nio.atomic_path(self.out / "alphas.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),

@@ -1,0 +1,51 @@
+"""Where a job runs: device choice, its name for the records, threads, and loading checkpoints."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+
+from nasflow.errors import NasflowError
+
+
+def resolve_device(params) -> torch.device:
+    wanted = params.get("runtime", {}).get("device", "auto")
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise NasflowError(f"runtime.device is {wanted} but no CUDA device is visible here")
+    return torch.device(wanted)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def set_threads(params) -> None:
+    threads = params.get("runtime", {}).get("threads", 0)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_checkpoint(path: Path, device, version: int, fingerprint: str) -> dict:
+    """A checkpoint that is damaged or was made with other settings is refused, never replaced."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise NasflowError(f"{path}: corrupt checkpoint ({type(exc).__name__}); it was left as is: delete it "
+                           "to start over") from None
+    if not isinstance(ckpt, dict) or ckpt.get("version") != version:
+        raise NasflowError(f"{path}: not a nasflow checkpoint of this kind")
+    if ckpt.get("fingerprint") != fingerprint:
+        raise NasflowError(f"{path}: made by a run with other settings; refusing to mix them: use another "
+                           "--out or delete the checkpoint")
+    return ckpt
+
+
+def clear_stale_temporaries(out: Path) -> None:
+    """Temporary files left by a run killed in the middle of a write (see nasflow.io)."""
+    for stale in out.glob(".*.tmp"):
+        stale.unlink()

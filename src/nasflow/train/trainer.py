@@ -1,0 +1,252 @@
+"""Training an evaluation network to a recipe (retraining and transfer): `nasflow train`.
+
+Writes `metrics.json`, `history.csv` and `checkpoint.pt` into `results/train/<arch_id>/<dataset>/seed<k>/`,
+checkpointing every epoch; `--resume` continues a killed run to the same final weights on the CPU
+(batch order, augmentation and the RNG state all come back from the checkpoint or the seed)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasflow import io as nio
+from nasflow import track
+from nasflow.data.datasets import load
+from nasflow.data.loader import Batches, epoch_generator, normalisation
+from nasflow.data.registry import dataset_info
+from nasflow.data.splits import stratified_subset
+from nasflow.errors import NasflowError
+from nasflow.progress import Progress
+from nasflow.runtime import clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_threads
+from nasflow.space.counting import count_network
+from nasflow.space.genotype import Genotype, load_genotype
+from nasflow.space.network import build_network
+from nasflow.train.schedules import drop_path_probability, learning_rate
+
+HISTORY_COLUMNS = ["epoch", "lr", "drop_path", "train_loss", "train_error", "test_loss", "top1_error", "top5_error",
+                   "epoch_seconds", "images_per_second"]
+CHECKPOINT_VERSION = 1
+RECIPE_DEFAULTS = {"style": None, "lr_min": 0.0, "schedule": "cosine", "schedule_unit": "epoch", "cycles": 5,
+                   "cycle_decay": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 3e-4, "grad_clip": 5.0,
+                   "label_smoothing": 0.0, "auxiliary_weight": 0.4, "drop_path": 0.2, "drop_path_schedule": "linear",
+                   "crop_padding": 4, "flip": True, "cutout": 16, "autoaugment": False, "color_jitter": 0.0,
+                   "se_ratio": 0, "stem_reductions": 3, "cell_output": None, "amp": "none", "channels_last": False,
+                   "train_subset_per_class": None, "test_subset_per_class": None}
+
+
+def recipe_settings(params, name: str) -> dict:
+    recipes = params.get("train", {}).get("recipes", {})
+    if name not in recipes:
+        raise NasflowError(f"unknown recipe {name!r}; params.yaml train.recipes defines: {', '.join(recipes) or 'none'}")
+    return {**RECIPE_DEFAULTS, **recipes[name], "name": name}
+
+
+def _image_transform(r: dict, channels: int):
+    """Per-image uint8 policies: AutoAugment (torchvision's CIFAR-10 policy) or colour jitter."""
+    from torchvision.transforms import v2
+
+    if r["autoaugment"]:
+        return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    if r["color_jitter"] > 0:
+        j = r["color_jitter"]
+        return v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else 0)
+    return None
+
+
+def topk_errors(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[int]:
+    """Wrong predictions at each k (k capped at the number of classes)."""
+    top = logits.topk(min(max(ks), logits.size(1)), dim=1).indices
+    hit = top == y[:, None]
+    return [int((~hit[:, :min(k, logits.size(1))].any(1)).sum()) for k in ks]
+
+
+class TrainRun:
+    def __init__(self, params, genotype_ref: str, dataset: str, recipe: str, seed: int, out: str | Path,
+                 arch_id: str | None = None, track_runs: bool = True):
+        self.params, self.dataset, self.seed, self.out = params, dataset, seed, Path(out)
+        self.info = dataset_info(dataset)
+        self.r = recipe_settings(params, recipe)
+        self.genotype: Genotype = load_genotype(genotype_ref)
+        if self.r["cell_output"]:
+            self.genotype.cell_output = self.r["cell_output"]
+        self.arch_id = arch_id or self.genotype.name or Path(str(genotype_ref)).stem
+        self.track_runs = track_runs
+        self.device = resolve_device(params)
+        blob = json.dumps({"genotype": self.genotype.to_json(), "dataset": dataset, "recipe": self.r, "seed": seed},
+                          sort_keys=True, default=str)
+        self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _data(self):
+        r, info = self.r, self.info
+        arrays = load(self.params, self.dataset)
+        tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=self.params["data"].get("split_seed", 0))
+              if r["train_subset_per_class"] else np.arange(len(arrays.y_train)))
+        te = (stratified_subset(arrays.y_test, per_class=r["test_subset_per_class"], seed=self.params["data"].get("split_seed", 0))
+              if r["test_subset_per_class"] else np.arange(len(arrays.y_test)))
+        mean, std = normalisation(self.dataset, arrays.x_train)
+        self.train_batches = Batches(arrays.x_train[tr], arrays.y_train[tr], r["batch_size"], mean, std,
+                                     augment=True, device=self.device, drop_last=len(tr) > r["batch_size"],
+                                     pad=r["crop_padding"], cutout=r["cutout"],
+                                     image_transform=_image_transform(r, info.channels))
+        if not r["flip"] and not r["crop_padding"]:
+            self.train_batches.augment = False
+        self.test_batches = Batches(arrays.x_test[te], arrays.y_test[te], max(r["batch_size"], 256), mean, std,
+                                    augment=False, device=self.device)
+        self.n_train, self.n_test = len(tr), len(te)
+
+    def _build(self):
+        r, info = self.r, self.info
+        torch.manual_seed(self.seed)
+        extra = {"se_ratio": r["se_ratio"]}
+        style = r["style"] or info.style
+        if style == "imagenet":
+            extra["stem_reductions"] = r["stem_reductions"]
+        self.net = build_network(self.genotype, style, c=r["channels"], layers=r["layers"], num_classes=info.num_classes,
+                                 auxiliary=r["auxiliary_weight"] > 0, in_channels=info.channels,
+                                 image_size=info.image_size, **extra).to(self.device)
+        if r["channels_last"]:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=r["lr"], momentum=r["momentum"],
+                                   weight_decay=r["weight_decay"], nesterov=r["nesterov"])
+
+    def _save(self):
+        nio.save_torch(self.checkpoint_path, {
+            "version": CHECKPOINT_VERSION, "fingerprint": self.fingerprint, "epoch": self.epoch,
+            "model": self.net.state_dict(), "opt": self.opt.state_dict(), "history": self.history,
+            "seconds": self.seconds, "best": self.best, "run_id": self.tracker.run_id, "rng": torch.get_rng_state()})
+
+    def _resume(self) -> dict:
+        ckpt = load_checkpoint(self.checkpoint_path, self.device, CHECKPOINT_VERSION, self.fingerprint)
+        try:
+            self.net.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["opt"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise NasflowError(f"{self.checkpoint_path}: does not fit this network ({str(exc).splitlines()[0]})") from None
+        torch.set_rng_state(ckpt["rng"])
+        self.epoch, self.history, self.seconds, self.best = ckpt["epoch"], ckpt["history"], ckpt["seconds"], ckpt["best"]
+        return ckpt
+
+    def _autocast(self):
+        if self.r["amp"] == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _train_epoch(self, progress: Progress) -> dict:
+        r, net = self.r, self.net
+        net.train()
+        net.drop_path_prob = drop_path_probability(r, self.epoch - 1)
+        steps = len(self.train_batches)
+        loss_sum = wrong = seen = 0
+        started = time.perf_counter()
+        for step, (x, y) in enumerate(self.train_batches.epoch(epoch_generator(self.seed, self.epoch)), start=1):
+            lr = learning_rate(r, self.epoch - 1, step - 1, steps)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            if r["channels_last"]:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                logits, aux = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=r["label_smoothing"])
+                if aux is not None:
+                    loss = loss + r["auxiliary_weight"] * F.cross_entropy(aux, y, label_smoothing=r["label_smoothing"])
+            if not torch.isfinite(loss):
+                raise NasflowError(f"epoch {self.epoch} step {step}: the loss became {float(loss)}; the last good "
+                                   f"checkpoint ({self.checkpoint_path}, epoch {self.epoch - 1}) is kept")
+            loss.backward()
+            if r["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), r["grad_clip"])
+            self.opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            wrong += int((logits.detach().argmax(1) != y).sum())
+            seen += len(y)
+            progress.step(self.epoch, step, steps, loss=f"{loss_sum / seen:.3f}",
+                          rate=f"{seen / (time.perf_counter() - started):.0f} img/s")
+        seconds = time.perf_counter() - started
+        return {"lr": lr, "drop_path": net.drop_path_prob, "train_loss": loss_sum / seen,
+                "train_error": 100.0 * wrong / seen, "images_per_second": seen / seconds}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.net.eval()
+        loss_sum, wrong1, wrong5, seen = 0.0, 0, 0, 0
+        for x, y in self.test_batches.epoch(None):
+            if self.r["channels_last"]:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits, _ = self.net(x)
+            logits = logits.float()
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            w1, w5 = topk_errors(logits, y)
+            wrong1, wrong5, seen = wrong1 + w1, wrong5 + w5, seen + len(y)
+        return {"test_loss": loss_sum / seen, "top1_error": 100.0 * wrong1 / seen, "top5_error": 100.0 * wrong5 / seen}
+
+    def run(self, resume: bool = False) -> dict:
+        if self.checkpoint_path.exists() and not resume:
+            raise NasflowError(f"{self.out} holds a checkpoint of an earlier training: pass --resume to continue "
+                               "it, or choose another --out (nothing is overwritten silently)")
+        set_threads(self.params)
+        clear_stale_temporaries(self.out)
+        self._data()
+        self._build()
+        self.epoch, self.history, self.seconds, self.best = 0, [], 0.0, float("inf")
+        ckpt = self._resume() if resume and self.checkpoint_path.exists() else None
+        self.out.mkdir(parents=True, exist_ok=True)
+        r = self.r
+        self.tracker = track.start_run(
+            self.params, f"train-{self.arch_id}-{self.dataset}-s{self.seed}",
+            tags={"stage": "train", "arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed,
+                  "recipe": r["name"], "method": self.arch_id.split("-s")[0] if "-s" in self.arch_id else "published"},
+            logged_params={"train": r, "seed": self.seed, "dataset": self.dataset, "arch_id": self.arch_id},
+            enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
+        try:
+            self._loop()
+            result = self._finish()
+        except BaseException:
+            self.tracker.finish("FAILED")
+            raise
+        self.tracker.finish("FINISHED")
+        return result
+
+    def _loop(self):
+        r = self.r
+        progress = Progress(f"train {self.arch_id} {self.dataset} s{self.seed}", r["epochs"],
+                            self.params.get("runtime", {}).get("progress", "auto"))
+        while self.epoch < r["epochs"]:
+            self.epoch += 1
+            started = time.perf_counter()
+            row = {"epoch": self.epoch, **self._train_epoch(progress), **self.evaluate()}
+            row["epoch_seconds"] = time.perf_counter() - started
+            self.seconds += row["epoch_seconds"]
+            self.best = min(self.best, row["top1_error"])
+            self.history.append(row)
+            nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
+            self._save()
+            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=self.epoch)
+            progress.epoch_done(self.epoch, top1_error=f"{row['top1_error']:.2f}%",
+                                rate=f"{row['images_per_second']:.0f} img/s")
+
+    def _finish(self) -> dict:
+        r, last = self.r, self.history[-1]
+        extra = {"stem_reductions": r["stem_reductions"]} if (r["style"] or self.info.style) == "imagenet" else {}
+        counts = count_network(self.genotype, r["channels"], r["layers"], self.dataset, se_ratio=r["se_ratio"], **extra)
+        metrics = {"arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed, "recipe": r["name"],
+                   "top1_error": last["top1_error"], "top5_error": last["top5_error"], "best_top1_error": self.best,
+                   **counts, "epochs": self.epoch, "train_seconds": round(self.seconds, 3),
+                   "device": device_name(self.device), "train_images": self.n_train, "test_images": self.n_test}
+        nio.write_json(self.out / "metrics.json", metrics)
+        nio.write_json(self.out / "genotype.json", self.genotype.to_json())
+        self.tracker.log_metrics({"final_top1_error": metrics["top1_error"], "final_top5_error": metrics["top5_error"],
+                                  "params_M": counts["params_M"], "macs_M": counts["macs_M"]})
+        for name in ("metrics.json", "history.csv", "genotype.json"):
+            self.tracker.log_artifact(self.out / name)
+        return metrics

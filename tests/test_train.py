@@ -1,0 +1,96 @@
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, SHARED_DATASETS, run_cli
+from nasflow.train.schedules import drop_path_probability, learning_rate
+from nasflow.train.trainer import topk_errors
+
+
+def test_cosine_per_epoch_is_darts_schedule():
+    r = {"epochs": 600, "lr": 0.025, "lr_min": 0.0, "schedule": "cosine", "schedule_unit": "epoch"}
+    assert learning_rate(r, 0, 123, 521) == pytest.approx(0.025)
+    assert learning_rate(r, 300, 0, 521) == pytest.approx(0.0125)
+    assert learning_rate(r, 599, 0, 521) == pytest.approx(0.025 * 0.5 * (1 + math.cos(math.pi * 599 / 600)))
+
+
+def test_cosine_per_step_moves_within_an_epoch():
+    r = {"epochs": 2, "lr": 1.0, "schedule": "cosine", "schedule_unit": "step"}
+    lrs = [learning_rate(r, e, s, 10) for e in range(2) for s in range(10)]
+    assert lrs[0] == 1.0 and all(b < a for a, b in zip(lrs, lrs[1:]))
+    assert lrs[10] == pytest.approx(0.5)
+
+
+def test_asap_cyclic_cosine_halves_each_cycle():
+    r = {"epochs": 1500, "lr": 0.025, "schedule": "cyclic_cosine", "cycles": 5, "cycle_decay": 0.5}
+    peaks = [learning_rate(r, c * 300, 0, 1) for c in range(5)]
+    assert peaks == pytest.approx([0.025 / 2 ** c for c in range(5)])
+    assert learning_rate(r, 299, 0, 1) < 1e-5 and learning_rate(r, 150, 0, 1) == pytest.approx(0.0125)
+
+
+def test_linear_decay_and_drop_path():
+    r = {"epochs": 250, "lr": 0.5, "schedule": "linear", "schedule_unit": "epoch"}
+    assert learning_rate(r, 125, 0, 1) == pytest.approx(0.25)
+    assert drop_path_probability({"epochs": 600, "drop_path": 0.2}, 300) == pytest.approx(0.1)
+    assert drop_path_probability({"epochs": 600, "drop_path": 0.2, "drop_path_schedule": "constant"}, 3) == 0.2
+
+
+def test_top5_on_ten_classes():
+    logits = torch.tensor([[9., 8, 7, 6, 5, 4, 3, 2, 1, 0]] * 3)
+    y = torch.tensor([0, 4, 5])  # right at top-1; inside top-5; outside top-5
+    assert topk_errors(logits, y) == [2, 1]
+
+
+needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
+
+
+@pytest.mark.slow
+@needs_shared
+def test_killed_training_resumes_to_the_same_final_weights(smoke_params, tmp_path):
+    base = ["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--params", smoke_params,
+            "--no-track", "--set", "train.recipes.tiny.epochs=4"]
+    ref = run_cli(*base, "--out", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "nasflow.cli", *map(str, base), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "history.csv").is_file() and len((out / "history.csv").read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = run_cli(*base, "--out", out, "--resume")
+    assert res.returncode == 0, res.stderr
+    a = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((out / "metrics.json").read_text())["top1_error"] == json.loads((tmp_path / "ref" / "metrics.json").read_text())["top1_error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "freiburg"])
+def test_transfer_datasets_train_with_the_auxiliary_head(smoke_params, tmp_path, dataset):
+    if dataset == "fashion-mnist" and not (__import__("conftest").FASHION_MNIST_DIR).is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    if dataset == "freiburg" and not (SHARED_DATASETS / "freiburg64-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    res = run_cli("train", "--genotype", "ASAP", "--dataset", dataset, "--recipe", "tiny", "--params", smoke_params,
+                  "--no-track", "--set", "train.recipes.tiny.epochs=1", "--out", tmp_path / dataset)
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / dataset / "metrics.json").read_text())
+    assert m["dataset"] == dataset and 0 <= m["top5_error"] <= m["top1_error"] <= 100
+    assert m["test_images"] == (25 if dataset == "freiburg" else 10) * 20
+
+
+def test_unknown_recipe_is_refused(cli, params_file, tmp_path):
+    res = cli("train", "--genotype", "DARTS_V2", "--recipe", "fastest", "--params", params_file, "--out", tmp_path / "x")
+    assert res.returncode == 2 and "unknown recipe 'fastest'" in res.stderr
