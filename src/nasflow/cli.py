@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from nasflow.errors import NasflowError
 
@@ -95,7 +96,7 @@ def cmd_search(args) -> None:
     from nasflow.search.engine import SearchRun
 
     params = _params(args)
-    result = SearchRun(params, args.method, args.seed, args.out, track_runs=not args.no_track).run(resume=args.resume)
+    result = SearchRun(params, args.method, args.seed, args.out, track_runs=not args.no_track).run(resume=args.resume, replace_stale=args.replace_stale)
     print(f"{args.method} seed {args.seed}: {result['epochs']} epochs in {result['seconds']:.1f} s on "
           f"{result['device']} ({result['stopped']}); cell {result['params_M']:.3f} M params, "
           f"{result['macs_M']:.1f} M MACs -> {args.out}/genotype.json")
@@ -106,9 +107,24 @@ def cmd_train(args) -> None:
 
     params = _params(args)
     m = TrainRun(params, args.genotype, args.dataset, args.recipe, args.seed, args.out, arch_id=args.arch_id,
-                 track_runs=not args.no_track).run(resume=args.resume)
+                 track_runs=not args.no_track).run(resume=args.resume, replace_stale=args.replace_stale)
     print(f"{m['arch_id']} on {m['dataset']} ({m['recipe']}, seed {m['seed']}): top-1 error {m['top1_error']:.2f}% "
           f"after {m['epochs']} epochs ({m['train_seconds']:.1f} s on {m['device']}) -> {args.out}/metrics.json")
+
+
+def cmd_report(args) -> None:
+    from nasflow.report.figures import build_figures
+    from nasflow.report.tables import build_tables, write_tables
+
+    params = _params(args)
+    try:
+        tables = build_tables(params, args.root)
+    except FileNotFoundError as exc:
+        raise NasflowError(f"a result file is missing: {exc.filename} (run the pipeline first: "
+                           "snakemake --cores all results/table1.csv)") from None
+    written = write_tables(tables, args.out)
+    written += build_figures(params, tables, args.root, Path(args.out) / "figures")
+    print(f"{len(written)} files written under {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="darts or asap")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
     p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(p, out=True)
     p.set_defaults(func=cmd_search)
@@ -151,9 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch-id", default=None, help="the architecture's id in results (default: the genotype's name)")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
     p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(p, out=True)
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
+    p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")
+    _settings_flags(p, out=True)
+    p.set_defaults(func=cmd_report)
 
     p = verbs.add_parser("data", help="dataset preparation")
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")

@@ -49,3 +49,21 @@ def clear_stale_temporaries(out: Path) -> None:
     """Temporary files left by a run killed in the middle of a write (see nasflow.io)."""
     for stale in out.glob(".*.tmp"):
         stale.unlink()
+
+
+def set_aside_stale(path: Path, fingerprint: str) -> Path | None:
+    """Move a checkpoint made with other settings out of the way (kept, renamed) so a pipeline whose
+    settings changed starts that job over; returns where it went. A damaged file is left for
+    `load_checkpoint` to refuse."""
+    if not path.exists():
+        return None
+    try:
+        old = torch.load(path, map_location="cpu", weights_only=False).get("fingerprint")
+    except Exception:  # damaged: not ours to move
+        return None
+    if old == fingerprint:
+        return None
+    target = path.with_name(f"{path.stem}.stale-{old}{path.suffix}")
+    path.rename(target)
+    print(f"nasflow: {path} was made with other settings; kept as {target.name}, starting over")
+    return target

@@ -91,3 +91,29 @@ def start_run(params, name: str, tags: dict, logged_params: dict, enabled: bool 
         flat = _flat("", logged_params, {})
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
     return MlflowRun(mlflow, run)
+
+
+def start_pipeline_run(params, targets: list[str]) -> str | None:
+    """Create the store once, before any job starts (parallel jobs racing to create a fresh sqlite store
+    crash), and open the parent run that every job of this invocation nests under."""
+    if not params.get("tracking", {}).get("enabled", True):
+        return None
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(params))
+    experiment = mlflow.set_experiment(params.get("tracking", {}).get("experiment", "nasflow"))
+    run = MlflowClient().create_run(experiment.experiment_id, run_name=f"pipeline ({params.profile})",
+                                    tags={"stage": "pipeline", "profile": str(params.profile),
+                                          "targets": " ".join(targets)[:5000]})
+    return run.info.run_id
+
+
+def finish_pipeline_run(params, run_id: str | None, status: str) -> None:
+    if not run_id:
+        return
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(params))
+    MlflowClient().set_terminated(run_id, status=status)

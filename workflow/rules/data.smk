@@ -5,4 +5,4 @@ rule prepare_data:
     log:
         "logs/prepare_data/{dataset}.log",
     shell:
-        "nasflow data prepare {wildcards.dataset} {SETTINGS} > {log} 2>&1"
+        "{NASFLOW} data prepare {wildcards.dataset} {SETTINGS} > {log} 2>&1"

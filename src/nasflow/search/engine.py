@@ -20,7 +20,8 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_threads
+from nasflow.runtime import (clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_aside_stale,
+                             set_threads)
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
 from nasflow.search.policy import normalised_entropy
@@ -218,7 +219,9 @@ class SearchRun:
                 "network_ops": net.alive_ops()}
 
     # ---- the run ------------------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
+        if resume and replace_stale:
+            set_aside_stale(self.checkpoint_path, self.fingerprint)
         if self.checkpoint_path.exists() and not resume:
             raise NasflowError(f"{self.out} holds a checkpoint of an earlier search: pass --resume to continue "
                                "it, or choose another --out (nothing is overwritten silently)")

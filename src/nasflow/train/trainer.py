@@ -22,7 +22,8 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_threads
+from nasflow.runtime import (clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_aside_stale,
+                             set_threads)
 from nasflow.space.counting import count_network
 from nasflow.space.genotype import Genotype, load_genotype
 from nasflow.space.network import build_network
@@ -190,7 +191,9 @@ class TrainRun:
             wrong1, wrong5, seen = wrong1 + w1, wrong5 + w5, seen + len(y)
         return {"test_loss": loss_sum / seen, "top1_error": 100.0 * wrong1 / seen, "top5_error": 100.0 * wrong5 / seen}
 
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
+        if resume and replace_stale:
+            set_aside_stale(self.checkpoint_path, self.fingerprint)
         if self.checkpoint_path.exists() and not resume:
             raise NasflowError(f"{self.out} holds a checkpoint of an earlier training: pass --resume to continue "
                                "it, or choose another --out (nothing is overwritten silently)")

@@ -1,0 +1,85 @@
+"""Which jobs a settings file asks for, and where their files live: shared by the Snakemake rules (which
+read each search's architectures.json at run time, through a checkpoint) and by the report (which reads
+the same files afterwards), so the two never disagree about the fan-out."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+from nasflow.search.engine import METHODS
+from nasflow.space.genotype import zoo_entries
+
+SEARCH_DIR = "results/search/{method}/seed{seed}"
+TRAIN_DIR = "results/train/{arch_id}/{dataset}/seed{seed}"
+SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)$")
+
+
+def searches(params) -> list[tuple[str, int]]:
+    s = params["search"]
+    return [(m, seed) for m in s["methods"] for seed in s["seeds"]]
+
+
+def search_dir(method: str, seed: int) -> str:
+    return SEARCH_DIR.format(method=method, seed=seed)
+
+
+def train_dir(arch_id: str, dataset: str, seed: int) -> str:
+    return TRAIN_DIR.format(arch_id=arch_id, dataset=dataset, seed=seed)
+
+
+def read_architectures(path: str | Path) -> list[dict]:
+    return json.loads(Path(path).read_text())
+
+
+def searched_architectures(params, archs_file: Callable[[str, int], str]) -> list[dict]:
+    """Every architecture every search yielded: one per search, or one per Pareto point."""
+    out = []
+    for method, seed in searches(params):
+        for entry in read_architectures(archs_file(method, seed)):
+            out.append({**entry, "method": method, "search_seed": seed,
+                        "genotype_path": f"{search_dir(method, seed)}/{entry['genotype']}"})
+    return out
+
+
+def genotype_ref(arch_id: str) -> str:
+    """The genotype a training job reads: a searched cell's file, or a published cell's name."""
+    m = SEARCHED_ID.match(arch_id)
+    if m and m["method"] in METHODS:
+        # architectures.json names the file; the first architecture of a search is its genotype.json
+        path = Path(search_dir(m["method"], int(m["seed"]))) / "architectures.json"
+        if path.is_file():
+            for entry in read_architectures(path):
+                if entry["id"] == arch_id:
+                    return str(path.parent / entry["genotype"])
+        return str(path.parent / "genotype.json")
+    if arch_id in zoo_entries():
+        return arch_id
+    raise ValueError(f"architecture id {arch_id!r} is neither a searched cell (<method>-s<seed>-<index>) "
+                     "nor a published cell")
+
+
+def recipe_for(params, dataset: str) -> str:
+    train = params["train"]
+    return train["recipe"] if dataset == train["dataset"] else train["transfer"]["recipe"]
+
+
+def transfer_architectures(params, searched: list[dict]) -> list[str]:
+    """Published cells of the profile, plus the first `searched_per_method` cells of each method."""
+    transfer = params["train"]["transfer"]
+    chosen, per_method = list(transfer.get("cells", [])), {}
+    for arch in searched:
+        if per_method.get(arch["method"], 0) < transfer.get("searched_per_method", 1):
+            per_method[arch["method"]] = per_method.get(arch["method"], 0) + 1
+            chosen.append(arch["id"])
+    return chosen
+
+
+def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:
+    """(arch_id, dataset, seed) of every retraining and transfer run."""
+    train = params["train"]
+    jobs = [(a["id"], train["dataset"], s) for a in searched for s in train["seeds"]]
+    for arch_id in transfer_architectures(params, searched):
+        jobs += [(arch_id, d, s) for d in train["transfer"]["datasets"] for s in train["seeds"]]
+    return list(dict.fromkeys(jobs))

@@ -1,0 +1,72 @@
+"""Figures from result files: the Pareto front, the search curves, and a drawing of every derived cell."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from nasflow import io as nio
+from nasflow import plan
+from nasflow.space.draw import draw_genotype
+from nasflow.space.genotype import load_genotype
+
+CURVES = [("alive_ops", "alive ops"), ("epoch_seconds", "epoch time (s)"), ("entropy", "normalised op entropy"),
+          ("temperature", "temperature")]
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with nio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_figure(pareto: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for method, group in pareto.groupby("method"):
+        ax.scatter(group["macs_M"], group["test_error"], label=method)
+        for _, row in group.iterrows():
+            ax.annotate(row["arch_id"], (row["macs_M"], row["test_error"]), fontsize=6)
+    ax.set_xlabel("MACs (M), evaluation network")
+    ax.set_ylabel("test error (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def search_curves_figure(params, root: Path, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2))
+    for method, seed in plan.searches(params):
+        history = pd.read_csv(root / plan.search_dir(method, seed) / "history.csv")
+        for ax, (column, label) in zip(axes, CURVES):
+            if history[column].notna().any():
+                ax.plot(history["epoch"], history[column], marker=".", label=f"{method} s{seed}")
+            ax.set_xlabel("epoch")
+            ax.set_title(label, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def build_figures(params, tables: dict[str, pd.DataFrame], root: str | Path, out: str | Path) -> list[Path]:
+    root, out = Path(root), Path(out)
+    written = [pareto_figure(tables["pareto"], out / "pareto.png"),
+               search_curves_figure(params, root, out / "search_curves.png")]
+    searched = plan.searched_architectures(params, lambda m, s: root / plan.search_dir(m, s) / "architectures.json")
+    for arch in searched:
+        genotype = load_genotype(root / arch["genotype_path"])
+        genotype.name = arch["id"]
+        written.append(draw_genotype(genotype, out / "cells" / f"{arch['id']}.png"))
+    return written

@@ -1,0 +1,26 @@
+# One search per method x seed. A checkpoint: how many architectures it yields (one, or one per Pareto
+# point) is known only when it ends, and the training rules fan out over them.
+checkpoint search:
+    input:
+        data=lambda w: f"{DATA_ROOT}/{method_settings(PARAMS, w.method)['dataset']}.npz",
+    output:
+        archs="results/search/{method}/seed{seed}/architectures.json",
+        genotype="results/search/{method}/seed{seed}/genotype.json",
+        summary="results/search/{method}/seed{seed}/search.json",
+        history="results/search/{method}/seed{seed}/history.csv",
+    params:
+        out="results/search/{method}/seed{seed}",
+        settings=lambda w: settings_of(method_settings(PARAMS, w.method)),
+    log:
+        "logs/search/{method}/seed{seed}.log",
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "{NASFLOW} search --method {wildcards.method} --seed {wildcards.seed} {SETTINGS} "
+        "--out {params.out} --resume --replace-stale > {log} 2>&1"
+
+
+rule all_searches:
+    input:
+        [f"{plan.search_dir(m, s)}/architectures.json" for m, s in plan.searches(PARAMS)],
