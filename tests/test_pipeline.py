@@ -1,0 +1,87 @@
+"""The smoke pipeline end to end, once, on the real offline data; the tests below inspect its outputs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SHARED_DATASETS
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")]
+
+
+def _snakemake(workdir, *args, timeout=1800):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    text = (ROOT / "params.yaml").read_text().replace("- ../shared/datasets", f"- {SHARED_DATASETS}")
+    (work / "params.yaml").write_text(text)
+    res = _snakemake(work, "results/table1.csv")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work
+
+
+def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
+    r = pipeline / "results"
+    t1 = pd.read_csv(r / "table1.csv")
+    assert list(t1.columns) == ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M",
+                                "macs_M", "search_gpu_days", "search_device"]
+    assert sorted(t1["architecture"]) == ["asap-s0-0", "darts-s0-0"]
+    assert ((t1["test_error_mean"] >= 0) & (t1["test_error_mean"] < 100)).all()
+    t2 = pd.read_csv(r / "table2.csv")
+    assert list(t2.columns) == ["architecture", "fashion-mnist_error", "freiburg_error"]
+    assert sorted(t2["architecture"]) == ["DARTS_V2", "asap-s0-0", "darts-s0-0"]
+    t3 = pd.read_csv(r / "table3.csv")
+    assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
+    pareto = pd.read_csv(r / "pareto.csv")
+    assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+    for name in ("table1", "table2", "table3", "pareto"):
+        assert (r / f"{name}.md").read_text().startswith("| ")
+
+
+def test_figures_and_cell_drawings(pipeline):
+    figures = pipeline / "results" / "figures"
+    for path in [figures / "pareto.png", figures / "search_curves.png", figures / "cells" / "asap-s0-0.png",
+                 figures / "cells" / "darts-s0-0.png"]:
+        assert path.read_bytes()[:4] == b"\x89PNG", path
+
+
+def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{pipeline / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["nasflow"])
+    parents = runs[runs["tags.stage"] == "pipeline"]
+    jobs = runs[runs["tags.stage"] != "pipeline"]
+    assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
+    assert len(jobs) == 2 + 2 + 3 * 2  # searches, retrainings, 3 cells x 2 transfer datasets
+    assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
+    assert (jobs["status"] == "FINISHED").all()
+    searches = jobs[jobs["tags.stage"] == "search"]
+    assert set(searches["tags.method"]) == {"darts", "asap"} and searches["metrics.val_error"].notna().all()
+
+
+def test_a_second_invocation_does_nothing(pipeline):
+    res = _snakemake(pipeline, "-n", "results/table1.csv")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
+    res = _snakemake(pipeline, "-n", "results/table1.csv", "--config", "search={asap: {t0: 1.7}}")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    stats = out[out.index("Job stats"):].split("Reasons")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts == {"search": 1, "report": 1, "total": 2}  # training fans out once the new search ends
+    assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
