@@ -85,3 +85,26 @@ def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts == {"search": 1, "report": 1, "total": 2}  # training fans out once the new search ends
     assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
+
+
+def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
+    import shutil
+
+    work = tmp_path / "dvc"
+    shutil.copytree(pipeline, work, ignore=shutil.ignore_patterns("mlflow.db"))
+    for name in ("Snakefile", "dvc.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "workflow", work / "workflow")
+    shutil.copytree(ROOT / "src" / "nasflow", work / "src" / "nasflow", ignore=shutil.ignore_patterns("__pycache__"))
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=900)
+    assert run("init", "--no-scm", "-q").returncode == 0
+    res = run("repro")  # every stage's Snakemake finds its outputs up to date
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert (work / "dvc.lock").is_file()
+    assert "up to date" in run("status").stdout
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
+    status = run("status").stdout
+    assert "train:" in status and "search:" not in status and "data:" not in status

@@ -6,3 +6,16 @@ rule prepare_data:
         "logs/prepare_data/{dataset}.log",
     shell:
         "{NASFLOW} data prepare {wildcards.dataset} {SETTINGS} > {log} 2>&1"
+
+
+def datasets_used():
+    from nasflow.search.engine import method_settings
+
+    names = [method_settings(PARAMS, m)["dataset"] for m in PARAMS["search"]["methods"]]
+    names += [PARAMS["train"]["dataset"], *PARAMS["train"]["transfer"]["datasets"]]
+    return list(dict.fromkeys(names))
+
+
+rule all_data:
+    input:
+        [f"{DATA_ROOT}/{name}.npz" for name in datasets_used()],

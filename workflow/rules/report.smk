@@ -5,7 +5,7 @@ REPORT = ["table1", "table2", "table3", "pareto"]
 rule report:
     input:
         trainings=training_outputs,
-        searches=[f"{plan.search_dir(m, s)}/{f}" for m, s in plan.searches(PARAMS) for f in ("search.json", "history.csv")],
+        searches=[f"{plan.search_dir(m, s)}/search.json" for m, s in plan.searches(PARAMS)],
     output:
         [f"results/{t}.{ext}" for t in REPORT for ext in ("csv", "md")],
         "results/figures/pareto.png",

@@ -1,5 +1,8 @@
 # One search per method x seed. A checkpoint: how many architectures it yields (one, or one per Pareto
 # point) is known only when it ends, and the training rules fan out over them.
+# Declared outputs are only those the verb writes when it ends (history.csv and checkpoint.pt grow
+# epoch by epoch and are not declared), so a killed job leaves nothing Snakemake calls incomplete and
+# its rerun resumes from the checkpoint.
 checkpoint search:
     input:
         data=lambda w: f"{DATA_ROOT}/{method_settings(PARAMS, w.method)['dataset']}.npz",
@@ -7,7 +10,6 @@ checkpoint search:
         archs="results/search/{method}/seed{seed}/architectures.json",
         genotype="results/search/{method}/seed{seed}/genotype.json",
         summary="results/search/{method}/seed{seed}/search.json",
-        history="results/search/{method}/seed{seed}/history.csv",
     params:
         out="results/search/{method}/seed{seed}",
         settings=lambda w: settings_of(method_settings(PARAMS, w.method)),

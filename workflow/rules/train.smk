@@ -21,7 +21,6 @@ rule train:
         data=f"{DATA_ROOT}/{{dataset}}.npz",
     output:
         metrics="results/train/{arch_id}/{dataset}/seed{seed}/metrics.json",
-        history="results/train/{arch_id}/{dataset}/seed{seed}/history.csv",
     params:
         out="results/train/{arch_id}/{dataset}/seed{seed}",
         genotype=lambda w, input: input.genotype[0] if input.genotype else plan.genotype_ref(w.arch_id),
