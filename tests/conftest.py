@@ -26,24 +26,24 @@ def cli():
     return run_cli
 
 
-@pytest.fixture
-def params_file(tmp_path):
-    """A params.yaml in a temporary directory whose data root is private to the test."""
+def write_params(directory: Path) -> Path:
+    """The repository's params.yaml in `directory`, with its data root there and the shared archives
+    found wherever ../shared is."""
     text = (ROOT / "params.yaml").read_text()
-    text = text.replace("root: data ", f"root: {tmp_path / 'data'} ")
+    text = text.replace("root: data ", f"root: {directory / 'data'} ")
     text = text.replace("- ../shared/datasets", f"- {SHARED_DATASETS}")
-    path = tmp_path / "params.yaml"
+    path = directory / "params.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    """A params.yaml whose data root is private to the test."""
+    return write_params(tmp_path)
 
 
 @pytest.fixture(scope="session")
 def smoke_params(tmp_path_factory):
     """params.yaml (smoke profile) whose prepared data lives in one directory for the whole session."""
-    tmp = tmp_path_factory.mktemp("smoke")
-    text = (ROOT / "params.yaml").read_text()
-    text = text.replace("root: data ", f"root: {tmp / 'data'} ")
-    text = text.replace("- ../shared/datasets", f"- {SHARED_DATASETS}")
-    path = tmp / "params.yaml"
-    path.write_text(text)
-    return path
+    return write_params(tmp_path_factory.mktemp("smoke"))

@@ -22,6 +22,16 @@ def _settings_flags(p: argparse.ArgumentParser, out: bool = False) -> None:
         p.add_argument("--out", required=True, help="output directory or file")
 
 
+def _long_run_flags(p: argparse.ArgumentParser) -> None:
+    """What every checkpointed verb (search, train) takes besides its own flags."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
+    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
+    _settings_flags(p, out=True)
+
+
 def _params(args):
     from nasflow.settings import load_params
 
@@ -154,25 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
     p.add_argument("--method", required=True, help="darts or asap")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
-    p.add_argument("--replace-stale", action="store_true",
-                   help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
-    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(p, out=True)
+    _long_run_flags(p)
     p.set_defaults(func=cmd_search)
 
     p = verbs.add_parser("train", help="train an evaluation network to a recipe (retraining, transfer)")
     p.add_argument("--genotype", required=True, help="a published cell name or a genotype JSON file")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--recipe", required=True, help="a recipe name under train.recipes in params.yaml")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch-id", default=None, help="the architecture's id in results (default: the genotype's name)")
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
-    p.add_argument("--replace-stale", action="store_true",
-                   help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
-    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(p, out=True)
+    _long_run_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")

@@ -4,16 +4,14 @@ the same files afterwards), so the two never disagree about the fan-out."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Callable
 
 from nasflow.search.engine import METHODS
-from nasflow.space.genotype import zoo_entries
+from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
 TRAIN_DIR = "results/train/{arch_id}/{dataset}/seed{seed}"
-SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)$")
 
 
 def searches(params) -> list[tuple[str, int]]:

@@ -67,3 +67,17 @@ def set_aside_stale(path: Path, fingerprint: str) -> Path | None:
     path.rename(target)
     print(f"nasflow: {path} was made with other settings; kept as {target.name}, starting over")
     return target
+
+
+def prepare_run_dir(out: Path, checkpoint: Path, fingerprint: str, resume: bool, replace_stale: bool,
+                    params, what: str) -> None:
+    """Before a search or training starts: refuse to overwrite an earlier run's checkpoint unless asked
+    to resume it, set aside one made with other settings when the pipeline says so, clean up the
+    temporaries of a killed write, and take the job's thread count."""
+    if resume and replace_stale:
+        set_aside_stale(checkpoint, fingerprint)
+    if checkpoint.exists() and not resume:
+        raise NasflowError(f"{out} holds a checkpoint of an earlier {what}: pass --resume to continue it, or "
+                           "choose another --out (nothing is overwritten silently)")
+    set_threads(params)
+    clear_stale_temporaries(out)

@@ -117,3 +117,18 @@ def finish_pipeline_run(params, run_id: str | None, status: str) -> None:
 
     mlflow.set_tracking_uri(tracking_uri(params))
     MlflowClient().set_terminated(run_id, status=status)
+
+
+class finishing:
+    """`with finishing(run):` ends the run FINISHED, or FAILED when the block raises (NaN loss, kill
+    by Ctrl-C, bad input found late)."""
+
+    def __init__(self, run: NullRun):
+        self.run = run
+
+    def __enter__(self) -> NullRun:
+        return self.run
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.run.finish("FAILED" if exc_type else "FINISHED")
+        return False

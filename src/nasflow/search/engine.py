@@ -20,8 +20,7 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import (clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_aside_stale,
-                             set_threads)
+from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
 from nasflow.search.policy import normalised_entropy
@@ -220,13 +219,7 @@ class SearchRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        if resume and replace_stale:
-            set_aside_stale(self.checkpoint_path, self.fingerprint)
-        if self.checkpoint_path.exists() and not resume:
-            raise NasflowError(f"{self.out} holds a checkpoint of an earlier search: pass --resume to continue "
-                               "it, or choose another --out (nothing is overwritten silently)")
-        set_threads(self.params)
-        clear_stale_temporaries(self.out)
+        prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
         self._data()
         self._build()
         self._optimizers()
@@ -240,18 +233,12 @@ class SearchRun:
             tags={"stage": "search", "method": self.method, "seed": self.seed, "dataset": self.s["dataset"]},
             logged_params={"search": self.s, "seed": self.seed, "method": self.method},
             enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
-        try:
-            finished = bool(ckpt and ckpt["finished"])
-            if not finished:
-                finished = self._loop()
-            result = self._finish()
-        except BaseException:
-            self.tracker.finish("FAILED")
-            raise
-        self.tracker.finish("FINISHED")
-        return result
+        with track.finishing(self.tracker):
+            if not (ckpt and ckpt["finished"]):
+                self._loop()
+            return self._finish()
 
-    def _loop(self) -> bool:
+    def _loop(self) -> None:
         s = self.s
         mode = self.params.get("runtime", {}).get("progress", "auto")
         progress = Progress(f"search {self.method} s{self.seed}", s["epochs"], mode)
@@ -278,8 +265,7 @@ class SearchRun:
             progress.epoch_done(self.epoch, phase=row["phase"], alive=row["alive_ops"],
                                 val_error=f"{row['val_error']:.1f}%", seconds=f"{row['epoch_seconds']:.1f}")
             if done:
-                return True
-        return True
+                return
 
     def _write_progress_files(self):
         nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)

@@ -6,6 +6,7 @@ Inputs 0 and 1 of a cell are the two previous cells; node k is input k + 2. A no
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,8 @@ from nasflow.space.ops import OpSpec, parse_op
 FORMAT = "nasflow-genotype/1"
 LAYOUTS = ("shared", "per-position")
 CELL_OUTPUTS = ("concat", "mean", "conv1x1")
+# `arch_id` of a searched cell: <method>-s<search seed>-<index in its architectures.json>
+SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)$")
 _DARTS_KEYS = {"normal", "normal_concat", "reduce", "reduce_concat"}
 _GENERAL_KEYS = {"format", "layout", "cell_output", "cells", "name"}
 

@@ -22,9 +22,9 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import (clear_stale_temporaries, device_name, load_checkpoint, resolve_device, set_aside_stale,
-                             set_threads)
+from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.space.counting import count_network
+from nasflow.space.genotype import SEARCHED_ID
 from nasflow.space.genotype import Genotype, load_genotype
 from nasflow.space.network import build_network
 from nasflow.train.schedules import drop_path_probability, learning_rate
@@ -192,33 +192,23 @@ class TrainRun:
         return {"test_loss": loss_sum / seen, "top1_error": 100.0 * wrong1 / seen, "top5_error": 100.0 * wrong5 / seen}
 
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        if resume and replace_stale:
-            set_aside_stale(self.checkpoint_path, self.fingerprint)
-        if self.checkpoint_path.exists() and not resume:
-            raise NasflowError(f"{self.out} holds a checkpoint of an earlier training: pass --resume to continue "
-                               "it, or choose another --out (nothing is overwritten silently)")
-        set_threads(self.params)
-        clear_stale_temporaries(self.out)
+        prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "training")
         self._data()
         self._build()
         self.epoch, self.history, self.seconds, self.best = 0, [], 0.0, float("inf")
         ckpt = self._resume() if resume and self.checkpoint_path.exists() else None
         self.out.mkdir(parents=True, exist_ok=True)
         r = self.r
+        searched = SEARCHED_ID.match(self.arch_id)
         self.tracker = track.start_run(
             self.params, f"train-{self.arch_id}-{self.dataset}-s{self.seed}",
             tags={"stage": "train", "arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed,
-                  "recipe": r["name"], "method": self.arch_id.split("-s")[0] if "-s" in self.arch_id else "published"},
+                  "recipe": r["name"], "method": searched["method"] if searched else "published"},
             logged_params={"train": r, "seed": self.seed, "dataset": self.dataset, "arch_id": self.arch_id},
             enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
-        try:
+        with track.finishing(self.tracker):
             self._loop()
-            result = self._finish()
-        except BaseException:
-            self.tracker.finish("FAILED")
-            raise
-        self.tracker.finish("FINISHED")
-        return result
+            return self._finish()
 
     def _loop(self):
         r = self.r
