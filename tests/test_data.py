@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nasflow.data.archives import read_archive
-from nasflow.data.datasets import load, prepare, read_idx
+from nasflow.data.datasets import load, prepare
+from nasflow.data.formats import read_idx
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.settings import load_params

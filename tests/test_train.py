@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, SHARED_DATASETS, run_cli
+from conftest import FASHION_MNIST_DIR, ROOT, SHARED_DATASETS, run_cli
 from nasflow.train.schedules import drop_path_probability, learning_rate
 from nasflow.train.trainer import topk_errors
 
@@ -79,7 +79,7 @@ def test_killed_training_resumes_to_the_same_final_weights(smoke_params, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["fashion-mnist", "freiburg"])
 def test_transfer_datasets_train_with_the_auxiliary_head(smoke_params, tmp_path, dataset):
-    if dataset == "fashion-mnist" and not (__import__("conftest").FASHION_MNIST_DIR).is_dir():
+    if dataset == "fashion-mnist" and not FASHION_MNIST_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     if dataset == "freiburg" and not (SHARED_DATASETS / "freiburg64-jpeg.npz").is_file():
         pytest.skip("needs ../shared/datasets")

@@ -21,29 +21,40 @@ class DatasetInfo:
     how_to_get: str = ""
     mean: tuple[float, ...] | None = None  # per-channel normalisation; None: measured on the training set
     std: tuple[float, ...] | None = None
+    canonical: tuple[str, ...] = ()  # the official layouts it is also imported from (for messages)
 
 
 DATASETS = {
     d.name: d for d in [
         DatasetInfo("cifar10", 10, 3, 32, "cifar", ("cifar10-jpeg.npz",),
                     "torchvision downloads it from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+                    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                    ("cifar-10-batches-py/", "cifar-10-python.tar.gz")),
         DatasetInfo("cifar100", 100, 3, 32, "cifar", (),
                     "torchvision downloads it from https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                    (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+                    (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+                    ("cifar-100-python/", "cifar-100-python.tar.gz")),
         DatasetInfo("svhn", 10, 3, 32, "cifar", (),
                     "torchvision downloads train/test/extra from http://ufldl.stanford.edu/housenumbers/",
-                    (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+                    (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
+                    ("train_32x32.mat + test_32x32.mat (+ extra_32x32.mat)",)),
         DatasetInfo("cinic10", 10, 3, 32, "cifar", (),
                     "download CINIC-10 from https://datashare.ed.ac.uk/handle/10283/3192",
-                    (0.4789, 0.4723, 0.4305), (0.2421, 0.2383, 0.2587)),
+                    (0.4789, 0.4723, 0.4305), (0.2421, 0.2383, 0.2587),
+                    ("cinic10/train|test/<class>/*.png",)),
         DatasetInfo("fashion-mnist", 10, 1, 28, "cifar", (),
                     "apt-get install dataset-fashion-mnist (or torchvision's FashionMNIST download)",
-                    (0.2860,), (0.3530,)),
+                    (0.2860,), (0.3530,),
+                    ("train-images-idx3-ubyte.gz and the other three idx files",)),
         DatasetInfo("freiburg", 25, 3, 64, "cifar", ("freiburg64-jpeg.npz",),
                     "download http://aisdatasets.informatik.uni-freiburg.de/freiburg_groceries_dataset/"),
         DatasetInfo("imagenet", 1000, 3, 224, "imagenet", (),
-                    "place ILSVRC2012 train/ and val/ class folders under data/imagenet",
+                    "download ILSVRC2012 from https://image-net.org and put its train/ and val/ class folders "
+                    "(val sorted into one folder per wnid) under an archive dir's imagenet/",
+                    (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), ("imagenet/train/<wnid>/*.JPEG",)),
+        # Ten ImageNet classes at 64x64: a small stand-in for the ImageNet transfer rule, under its own name.
+        DatasetInfo("imagenette64", 10, 3, 64, "imagenet", ("imagenette64-subset-jpeg.npz",),
+                    "the shared imagenette64-subset-jpeg.npz (Imagenette, https://github.com/fastai/imagenette)",
                     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     ]
 }

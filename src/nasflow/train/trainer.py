@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
+from nasflow.data.folders import FolderBatches
 from nasflow.data.loader import Batches, epoch_generator, normalisation
 from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_subset
@@ -88,6 +89,13 @@ class TrainRun:
 
     def _data(self):
         r, info = self.r, self.info
+        if self.dataset == "imagenet":  # streamed from its class folders
+            self.train_batches = FolderBatches(self.params, "train", r["batch_size"], True, info.image_size,
+                                               r["autoaugment"], self.device)
+            self.test_batches = FolderBatches(self.params, "val", r["batch_size"], False, info.image_size,
+                                              device=self.device)
+            self.n_train, self.n_test = len(self.train_batches.dataset), len(self.test_batches.dataset)
+            return
         arrays = load(self.params, self.dataset)
         tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=self.params["data"].get("split_seed", 0))
               if r["train_subset_per_class"] else np.arange(len(arrays.y_train)))

@@ -1,0 +1,103 @@
+"""ImageNet from its class folders, streamed (it does not fit in memory as one array): random resized
+crop (scale 0.08 to 1) and flip for training, resize to 256/224 of the size and centre crop for test,
+optionally a seeded subset of classes and a seeded, per-class fraction of the images (GOLD-NAS and
+EnTranNAS search on such subsets)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasflow.data.formats import IMAGE_SUFFIXES
+from nasflow.data.registry import dataset_info
+from nasflow.data.splits import stratified_subset
+from nasflow.errors import NasflowError
+
+
+def find_imagenet(params) -> Path:
+    dirs = [params.path(d) for d in params["data"]["archive_dirs"]]
+    for d in dirs:
+        for root in (d / "imagenet", d / "ILSVRC2012", d):
+            if (root / "train").is_dir() and (root / "val").is_dir():
+                return root
+    raise NasflowError(f"dataset imagenet not found: looked for imagenet/train and imagenet/val in "
+                       f"{', '.join(map(str, dirs))}; {dataset_info('imagenet').how_to_get}")
+
+
+def index_split(root: Path, split: str, classes: list[str]) -> tuple[list[Path], np.ndarray]:
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        folder = root / split / cls
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise NasflowError(f"{folder}: no images (every class needs a folder in {split}/)")
+        paths += files
+        labels += [label] * len(files)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def choose(root: Path, params, seed: int) -> tuple[list[str], float | None]:
+    classes = sorted(d.name for d in (root / "train").iterdir() if d.is_dir())
+    n = params["data"].get("imagenet_classes")
+    if n:
+        if n > len(classes):
+            raise NasflowError(f"data.imagenet_classes is {n} but {root / 'train'} has {len(classes)} classes")
+        rng = np.random.default_rng(seed)
+        classes = sorted(rng.choice(classes, size=n, replace=False).tolist())
+    return classes, params["data"].get("imagenet_fraction")
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, paths, labels, transform):
+        self.paths, self.labels, self.transform = paths, labels, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        try:
+            img = Image.open(self.paths[i]).convert("RGB")
+        except OSError as exc:
+            raise NasflowError(f"{self.paths[i]}: unreadable image ({exc})") from None
+        return self.transform(img), int(self.labels[i])
+
+
+class FolderBatches:
+    """The Batches interface (len, epoch(generator)) over a class-folder split."""
+
+    def __init__(self, params, split: str, batch_size: int, train: bool, image_size: int = 224,
+                 autoaugment: bool = False, device="cpu", seed: int = 0, workers: int = 0):
+        from torchvision.transforms import v2
+
+        root = find_imagenet(params)
+        classes, fraction = choose(root, params, params["data"].get("split_seed", 0))
+        paths, labels = index_split(root, split, classes)
+        if fraction and train:
+            keep = stratified_subset(labels, fraction=fraction, seed=params["data"].get("split_seed", 0))
+            paths, labels = [paths[i] for i in keep], labels[keep]
+        info = dataset_info("imagenet")
+        norm = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]
+        if train:
+            steps = [v2.RandomResizedCrop(image_size, scale=(0.08, 1.0)), v2.RandomHorizontalFlip()]
+            if autoaugment:
+                steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
+        else:
+            steps = [v2.Resize(round(image_size * 256 / 224)), v2.CenterCrop(image_size)]
+        self.dataset = _Images(paths, labels, v2.Compose(steps + norm))
+        self.classes, self.batch_size, self.train, self.device, self.workers = classes, batch_size, train, device, workers
+        self.y = torch.from_numpy(labels)
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.train and n >= self.batch_size else -(-n // self.batch_size)
+
+    def epoch(self, g: torch.Generator | None):
+        order = torch.randperm(len(self.dataset), generator=g).tolist() if g is not None else None
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=order,
+                                             num_workers=self.workers, drop_last=self.train and len(self) > 0
+                                             and len(self.dataset) >= self.batch_size)
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
