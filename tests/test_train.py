@@ -94,3 +94,27 @@ def test_transfer_datasets_train_with_the_auxiliary_head(smoke_params, tmp_path,
 def test_unknown_recipe_is_refused(cli, params_file, tmp_path):
     res = cli("train", "--genotype", "DARTS_V2", "--recipe", "fastest", "--params", params_file, "--out", tmp_path / "x")
     assert res.returncode == 2 and "unknown recipe 'fastest'" in res.stderr
+
+
+@pytest.mark.slow
+@needs_shared
+def test_torchrun_two_processes_write_one_result(smoke_params, tmp_path):
+    torchrun = str(__import__("pathlib").Path(sys.executable).with_name("torchrun"))
+    out = tmp_path / "ddp"
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "nasflow.cli", "train",
+                          "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--params",
+                          str(smoke_params), "--no-track", "--set", "train.recipes.tiny.epochs=1", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["processes"] == 2 and m["test_images"] == 200 and m["train_images"] == 400
+    assert res.stdout.count("top-1 error") == 1  # rank 0 speaks for both
+    assert len((out / "history.csv").read_text().splitlines()) == 2
+
+
+def test_bench_train_prints_every_path_against_eager(cli):
+    res = cli("bench", "train", "--channels", "4", "--layers", "3", "--batch", "4", "--steps", "1", "--warmup", "0",
+              "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stdout.splitlines() if "img/s" in line]
+    assert len(lines) == 4 and "x1.00 vs eager" in lines[0]

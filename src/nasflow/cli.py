@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -118,6 +119,8 @@ def cmd_train(args) -> None:
     params = _params(args)
     m = TrainRun(params, args.genotype, args.dataset, args.recipe, args.seed, args.out, arch_id=args.arch_id,
                  track_runs=not args.no_track).run(resume=args.resume, replace_stale=args.replace_stale)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return
     print(f"{m['arch_id']} on {m['dataset']} ({m['recipe']}, seed {m['seed']}): top-1 error {m['top1_error']:.2f}% "
           f"after {m['epochs']} epochs ({m['train_seconds']:.1f} s on {m['device']}) -> {args.out}/metrics.json")
 
@@ -135,6 +138,21 @@ def cmd_report(args) -> None:
     written = write_tables(tables, args.out)
     written += build_figures(params, tables, args.root, Path(args.out) / "figures")
     print(f"{len(written)} files written under {args.out}")
+
+
+def cmd_bench_train(args) -> None:
+    import torch
+
+    from nasflow.train.bench import bench_train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = bench_train(args.genotype, args.channels, args.layers, args.batch, args.steps, args.warmup, args.device)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"training step of {args.genotype} (C={args.channels}, {args.layers} cells, batch {args.batch}) on {device}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up steps each:")
+    for row in rows:
+        print(f"  {row['path']:22s} {row['images_per_second']:9.1f} img/s   x{row['ratio_to_eager']:.2f} vs eager")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch-id", default=None, help="the architecture's id in results (default: the genotype's name)")
     _long_run_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("bench", help="throughput measurements, each path against the eager one in the same run")
+    bench = p.add_subparsers(dest="bench_verb", required=True, metavar="WHAT")
+    q = bench.add_parser("train", help="training throughput of an evaluation network")
+    q.add_argument("--genotype", default="DARTS_V2")
+    q.add_argument("--channels", type=_positive, default=36)
+    q.add_argument("--layers", type=_positive, default=20)
+    q.add_argument("--batch", type=_positive, default=96)
+    q.add_argument("--steps", type=_positive, default=5)
+    q.add_argument("--warmup", type=int, default=2)
+    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    q.set_defaults(func=cmd_bench_train)
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
     p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")

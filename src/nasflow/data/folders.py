@@ -94,9 +94,11 @@ class FolderBatches:
         n = len(self.dataset)
         return n // self.batch_size if self.train and n >= self.batch_size else -(-n // self.batch_size)
 
-    def epoch(self, g: torch.Generator | None):
-        order = torch.randperm(len(self.dataset), generator=g).tolist() if g is not None else None
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=order,
+    def epoch(self, g: torch.Generator | None, shard: tuple[int, int] = (0, 1)):
+        rank, world = shard
+        order = torch.randperm(len(self.dataset), generator=g).tolist() if g is not None else list(range(len(self.dataset)))
+        order = order[rank::world]
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=max(1, self.batch_size // world), sampler=order,
                                              num_workers=self.workers, drop_last=self.train and len(self) > 0
                                              and len(self.dataset) >= self.batch_size)
         for x, y in loader:

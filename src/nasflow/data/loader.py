@@ -66,11 +66,14 @@ class Batches:
         inside = (ys >= cy - half) & (ys < cy - half + self.cutout) & (xs >= cx - half) & (xs < cx - half + self.cutout)
         return x * (~inside).unsqueeze(1).to(x.dtype)
 
-    def epoch(self, g: torch.Generator | None):
+    def epoch(self, g: torch.Generator | None, shard: tuple[int, int] = (0, 1)):
+        """Global batches in a seeded order; under torchrun each of `world` ranks takes every world-th
+        image of each batch (`shard = (rank, world)`), so the recipe's batch size is the global one."""
         n = len(self.y)
+        rank, world = shard
         order = torch.randperm(n, generator=g).to(self.y.device) if g is not None else torch.arange(n, device=self.y.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size][rank::world]
             x = self.x[idx]
             if self.image_transform is not None:
                 x = torch.stack([self.image_transform(img) for img in x])

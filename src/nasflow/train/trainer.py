@@ -28,6 +28,7 @@ from nasflow.space.counting import count_network
 from nasflow.space.genotype import SEARCHED_ID
 from nasflow.space.genotype import Genotype, load_genotype
 from nasflow.space.network import build_network
+from nasflow.train.distributed import Context
 from nasflow.train.schedules import drop_path_probability, learning_rate
 
 HISTORY_COLUMNS = ["epoch", "lr", "drop_path", "train_loss", "train_error", "test_loss", "top1_error", "top5_error",
@@ -77,8 +78,9 @@ class TrainRun:
         if self.r["cell_output"]:
             self.genotype.cell_output = self.r["cell_output"]
         self.arch_id = arch_id or self.genotype.name or Path(str(genotype_ref)).stem
-        self.track_runs = track_runs
-        self.device = resolve_device(params)
+        self.dist = Context()
+        self.track_runs = track_runs and self.dist.main
+        self.device = self.dist.start(resolve_device(params))
         blob = json.dumps({"genotype": self.genotype.to_json(), "dataset": dataset, "recipe": self.r, "seed": seed},
                           sort_keys=True, default=str)
         self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -124,6 +126,7 @@ class TrainRun:
                                  image_size=info.image_size, **extra).to(self.device)
         if r["channels_last"]:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.step_net = self.dist.wrap(self.net, self.device)  # what the training steps call
         self.opt = torch.optim.SGD(self.net.parameters(), lr=r["lr"], momentum=r["momentum"],
                                    weight_decay=r["weight_decay"], nesterov=r["nesterov"])
 
@@ -153,10 +156,12 @@ class TrainRun:
         r, net = self.r, self.net
         net.train()
         net.drop_path_prob = drop_path_probability(r, self.epoch - 1)
+        step_net = self.step_net
         steps = len(self.train_batches)
         loss_sum = wrong = seen = 0
         started = time.perf_counter()
-        for step, (x, y) in enumerate(self.train_batches.epoch(epoch_generator(self.seed, self.epoch)), start=1):
+        batches = self.train_batches.epoch(epoch_generator(self.seed, self.epoch), self.dist.shard)
+        for step, (x, y) in enumerate(batches, start=1):
             lr = learning_rate(r, self.epoch - 1, step - 1, steps)
             for group in self.opt.param_groups:
                 group["lr"] = lr
@@ -164,7 +169,7 @@ class TrainRun:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.opt.zero_grad(set_to_none=True)
             with self._autocast():
-                logits, aux = net(x)
+                logits, aux = step_net(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=r["label_smoothing"])
                 if aux is not None:
                     loss = loss + r["auxiliary_weight"] * F.cross_entropy(aux, y, label_smoothing=r["label_smoothing"])
@@ -181,6 +186,7 @@ class TrainRun:
             progress.step(self.epoch, step, steps, loss=f"{loss_sum / seen:.3f}",
                           rate=f"{seen / (time.perf_counter() - started):.0f} img/s")
         seconds = time.perf_counter() - started
+        loss_sum, wrong, seen = self.dist.sum([loss_sum, wrong, seen], self.device)
         return {"lr": lr, "drop_path": net.drop_path_prob, "train_loss": loss_sum / seen,
                 "train_error": 100.0 * wrong / seen, "images_per_second": seen / seconds}
 
@@ -188,7 +194,7 @@ class TrainRun:
     def evaluate(self) -> dict:
         self.net.eval()
         loss_sum, wrong1, wrong5, seen = 0.0, 0, 0, 0
-        for x, y in self.test_batches.epoch(None):
+        for x, y in self.test_batches.epoch(None, self.dist.shard):
             if self.r["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
@@ -197,10 +203,14 @@ class TrainRun:
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             w1, w5 = topk_errors(logits, y)
             wrong1, wrong5, seen = wrong1 + w1, wrong5 + w5, seen + len(y)
+        loss_sum, wrong1, wrong5, seen = self.dist.sum([loss_sum, wrong1, wrong5, seen], self.device)
         return {"test_loss": loss_sum / seen, "top1_error": 100.0 * wrong1 / seen, "top5_error": 100.0 * wrong5 / seen}
 
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "training")
+        if self.dist.main:
+            prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params,
+                            "training")
+        self.dist.barrier()
         self._data()
         self._build()
         self.epoch, self.history, self.seconds, self.best = 0, [], 0.0, float("inf")
@@ -214,14 +224,17 @@ class TrainRun:
                   "recipe": r["name"], "method": searched["method"] if searched else "published"},
             logged_params={"train": r, "seed": self.seed, "dataset": self.dataset, "arch_id": self.arch_id},
             enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
-        with track.finishing(self.tracker):
-            self._loop()
-            return self._finish()
+        try:
+            with track.finishing(self.tracker):
+                self._loop()
+                return self._finish()
+        finally:
+            self.dist.stop()
 
     def _loop(self):
         r = self.r
         progress = Progress(f"train {self.arch_id} {self.dataset} s{self.seed}", r["epochs"],
-                            self.params.get("runtime", {}).get("progress", "auto"))
+                            self.params.get("runtime", {}).get("progress", "auto") if self.dist.main else "none")
         while self.epoch < r["epochs"]:
             self.epoch += 1
             started = time.perf_counter()
@@ -230,8 +243,10 @@ class TrainRun:
             self.seconds += row["epoch_seconds"]
             self.best = min(self.best, row["top1_error"])
             self.history.append(row)
-            nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
-            self._save()
+            if self.dist.main:
+                nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
+                self._save()
+            self.dist.barrier()
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=self.epoch)
             progress.epoch_done(self.epoch, top1_error=f"{row['top1_error']:.2f}%",
                                 rate=f"{row['images_per_second']:.0f} img/s")
@@ -243,7 +258,10 @@ class TrainRun:
         metrics = {"arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed, "recipe": r["name"],
                    "top1_error": last["top1_error"], "top5_error": last["top5_error"], "best_top1_error": self.best,
                    **counts, "epochs": self.epoch, "train_seconds": round(self.seconds, 3),
-                   "device": device_name(self.device), "train_images": self.n_train, "test_images": self.n_test}
+                   "device": device_name(self.device), "processes": self.dist.world, "train_images": self.n_train,
+                   "test_images": self.n_test}
+        if not self.dist.main:
+            return metrics
         nio.write_json(self.out / "metrics.json", metrics)
         nio.write_json(self.out / "genotype.json", self.genotype.to_json())
         self.tracker.log_metrics({"final_top1_error": metrics["top1_error"], "final_top5_error": metrics["top5_error"],
