@@ -111,3 +111,17 @@ def test_shared_freiburg_and_imagenette(params_file):
     assert len(set(freiburg.y_train)) == len(set(freiburg.y_test)) == 25
     nette = load(params, "imagenette64")
     assert nette.x_train.shape == (3000, 64, 64, 3) and np.bincount(nette.y_test).tolist() == [50] * 10
+
+
+def test_freiburg_from_official_images_and_split_files(params_file, tmp_path):
+    base = tmp_path / "freiburg_groceries_dataset"
+    _image_tree(base / "images", [""], ["BEANS", "CAKE"], 80, per_class=2)
+    (base / "splits").mkdir()
+    (base / "splits" / "train0.txt").write_text("BEANS/0.png 1\nCAKE/0.png 0\nCAKE/1.png 0\n")
+    (base / "splits" / "test0.txt").write_text("BEANS/1.png 1\n")
+    data = load(_params(params_file, tmp_path), "freiburg")
+    assert data.x_train.shape == (3, 64, 64, 3)  # resized to 64x64 as in ASAP
+    assert data.y_train.tolist() == [1, 0, 0] and data.classes == ["CAKE", "BEANS"]
+    (base / "splits" / "test0.txt").write_text("BEANS/1.png\n")
+    with pytest.raises(NasflowError, match="test0.txt:1: expected"):
+        load(_params(params_file, tmp_path, f"data.root={tmp_path / 'd2'}"), "freiburg")

@@ -18,16 +18,39 @@ CANONICAL = {
     "cifar100": lambda d, p: formats.read_cifar(d, "cifar100"),
     "svhn": lambda d, p: formats.read_svhn(d, with_extra=p["data"].get("svhn_extra", True)),
     "fashion-mnist": lambda d, p: formats.read_fashion_mnist(d),
+    "freiburg": lambda d, p: formats.read_freiburg(d),
     "cinic10": lambda d, p: next((a for a in (formats.read_class_folders(d / sub, ("train",), "test", 32)
                                               for sub in ("cinic10", "CINIC-10", "cinic-10")) if a is not None), None),
 }
 
 
-def _torchvision_download(name: str, raw_dir: Path, params) -> ImageArrays:
+CINIC10_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3192/CINIC-10.tar.gz"
+
+
+def _official_archive(name: str, raw_dir: Path) -> ImageArrays:
+    """CINIC-10 and Freiburg Groceries have no torchvision loader: their official archives (no
+    checksum is published for either, so none is checked)."""
+    from torchvision.datasets.utils import download_and_extract_archive, download_url
+
+    if name == "cinic10":
+        download_and_extract_archive(CINIC10_URL, str(raw_dir / "cinic10"))
+        return formats.read_class_folders(raw_dir / "cinic10", ("train",), "test", 32)
+    download_and_extract_archive(formats.FREIBURG_URL, str(raw_dir))
+    for split in ("train", "test"):
+        download_url(formats.FREIBURG_SPLITS_URL.format(split), str(raw_dir / "freiburg_groceries_dataset" / "splits"))
+    return formats.read_freiburg(raw_dir)
+
+
+def _download(name: str, raw_dir: Path, params) -> ImageArrays:
     import torchvision.datasets as tvd
 
     info = dataset_info(name)
     try:
+        if name in ("cinic10", "freiburg"):
+            arrays = _official_archive(name, raw_dir)
+            if arrays is None:
+                raise NasflowError(f"{name}: the downloaded archive does not hold the expected files")
+            return arrays
         if name == "svhn":
             splits = ["train", "extra"] if params["data"].get("svhn_extra", True) else ["train"]
             train = [tvd.SVHN(raw_dir, split=s, download=True) for s in splits]
@@ -86,7 +109,7 @@ def prepare(params, name: str, download: bool | None = None) -> Path:
     arrays = _import(params, name, dirs)
     allow = params["data"]["download"] if download is None else download
     if arrays is None and allow:
-        arrays = _torchvision_download(name, params.path(params["data"]["root"]) / "raw" / name, params)
+        arrays = _download(name, params.path(params["data"]["root"]) / "raw" / name, params)
     if arrays is None:
         looked = ", ".join(info.archives + info.canonical) or "its files"
         raise NasflowError(f"dataset {name} not found: looked for {target} and {looked} in "

@@ -181,3 +181,51 @@ def read_class_folders(root: Path, train: tuple[str, ...], test: str, size: int)
     return ImageArrays(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), x_te, y_te,
                        classes, f"class folders in {root}")
 
+
+
+# ---- Freiburg Groceries ----------------------------------------------------------------------------------
+
+FREIBURG_URL = "http://aisdatasets.informatik.uni-freiburg.de/freiburg_groceries_dataset/freiburg_groceries_dataset.tar.gz"
+FREIBURG_SPLITS_URL = "https://raw.githubusercontent.com/PhilJd/freiburg_groceries_dataset/master/splits/{}0.txt"
+
+
+def _read_split_file(path: Path) -> list[tuple[str, int]]:
+    entries = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rel, label = line.split()
+                entries.append((rel, int(label)))
+            except ValueError:
+                raise NasflowError(f"{path}:{n}: expected 'CLASS/FILE.png LABEL', got {line!r}") from None
+    return entries
+
+
+def read_freiburg(directory: Path, size: int = 64) -> ImageArrays | None:
+    """The official images (`images/<CLASS>/<file>.png`) with the official split 0 (`splits/train0.txt`,
+    `splits/test0.txt`: 'CLASS/FILE.png LABEL' per line), resized to size x size as ASAP does."""
+    from PIL import Image
+
+    for base in (directory / "freiburg_groceries_dataset", directory / "freiburg", directory):
+        if (base / "images").is_dir() and (base / "splits" / "train0.txt").is_file():
+            break
+    else:
+        return None
+    names: dict[int, str] = {}
+
+    def load(split):
+        xs, ys = [], []
+        for rel, label in _read_split_file(base / "splits" / f"{split}0.txt"):
+            try:
+                img = Image.open(base / "images" / rel).convert("RGB").resize((size, size), Image.BILINEAR)
+            except OSError as exc:
+                raise NasflowError(f"{base / 'images' / rel}: unreadable image ({exc})") from None
+            xs.append(np.asarray(img))
+            ys.append(label)
+            names.setdefault(label, rel.split("/")[0])
+        return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+    x_tr, y_tr = load("train")
+    x_te, y_te = load("test")
+    classes = [names.get(i, str(i)) for i in range(max(names) + 1)]
+    return ImageArrays(x_tr, y_tr, x_te, y_te, classes, f"Freiburg Groceries images and split 0 in {base}")

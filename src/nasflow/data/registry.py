@@ -39,7 +39,7 @@ DATASETS = {
                     (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
                     ("train_32x32.mat + test_32x32.mat (+ extra_32x32.mat)",)),
         DatasetInfo("cinic10", 10, 3, 32, "cifar", (),
-                    "download CINIC-10 from https://datashare.ed.ac.uk/handle/10283/3192",
+                    "with data.download=true nasflow fetches the official archive (https://datashare.ed.ac.uk/handle/10283/3192)",
                     (0.4789, 0.4723, 0.4305), (0.2421, 0.2383, 0.2587),
                     ("cinic10/train|test/<class>/*.png",)),
         DatasetInfo("fashion-mnist", 10, 1, 28, "cifar", (),
@@ -47,7 +47,9 @@ DATASETS = {
                     (0.2860,), (0.3530,),
                     ("train-images-idx3-ubyte.gz and the other three idx files",)),
         DatasetInfo("freiburg", 25, 3, 64, "cifar", ("freiburg64-jpeg.npz",),
-                    "download http://aisdatasets.informatik.uni-freiburg.de/freiburg_groceries_dataset/"),
+                    "with data.download=true nasflow fetches the official archive "
+                    "(http://aisdatasets.informatik.uni-freiburg.de/freiburg_groceries_dataset/) and split 0",
+                    canonical=("freiburg_groceries_dataset/images + splits/train0.txt, test0.txt",)),
         DatasetInfo("imagenet", 1000, 3, 224, "imagenet", (),
                     "download ILSVRC2012 from https://image-net.org and put its train/ and val/ class folders "
                     "(val sorted into one folder per wnid) under an archive dir's imagenet/",
