@@ -52,7 +52,7 @@ def test_pruning_removes_modules_parameters_and_optimizer_state():
     with torch.no_grad():
         g.alpha[0, slot] = 99.0
     g.restore_pruned()
-    assert float(g.alpha[0, slot]) == before
+    assert float(g.alpha.detach()[0, slot]) == before
 
 
 def test_top_k_per_node_rule():
@@ -104,3 +104,80 @@ def test_pac_schedule_and_zhu_gupta():
     assert zhu_gupta_sparsity(50, 20, 50, 0.857, 3) == pytest.approx(0.857)
     mid1, mid3 = zhu_gupta_sparsity(35, 20, 50, 0.8, 1), zhu_gupta_sparsity(35, 20, 50, 0.8, 3)
     assert mid1 == pytest.approx(0.4) and mid3 == pytest.approx(0.7)  # p=3 prunes early, then slows
+
+
+def _weights(net):
+    return {k: torch.softmax(g.alpha.detach(), -1) for k, g in net.groups.items()}
+
+
+def _count_calls(net):
+    calls = []
+    for cell_index, cell in enumerate(net.cells):
+        sets = cell.sources if cell.sharing else cell.edges
+        for cs in sets:
+            for module in cs.ops.values():
+                module.register_forward_hook(lambda m, i, o, c=cell_index: calls.append(c))
+    return calls
+
+
+def test_feature_sharing_computes_each_op_once_per_source():
+    plain, shared = _net(), _net(feature_sharing=True)
+    x = torch.randn(2, 3, 32, 32)
+    calls_plain, calls_shared = _count_calls(plain), _count_calls(shared)
+    plain(x, _weights(plain))
+    shared(x, _weights(shared))
+    # 14 edges x 7 ops per cell without sharing; 5 sources (c_{k-2}, c_{k-1}, nodes 0-2) x 7 with it
+    assert calls_plain.count(0) == 14 * 7 and calls_shared.count(0) == 5 * 7
+    assert shared.alive_ops() == 3 * 5 * 7
+    # parameters exist per (source, op), not per edge
+    assert sum(p.numel() for p in shared.weight_parameters()) < sum(p.numel() for p in plain.weight_parameters())
+    # a shared module stays while any edge from its source uses it
+    slot = ASAP_OPS.index("sep_conv_3x3")
+    # edges 0, 2, 5, 9 read input 0 (nodes 0-3): its module goes with the last of them
+    assert [bool(shared.prune("normal", e, slot)) for e in (2, 0, 5, 9)] == [False, False, False, True]
+
+
+def test_bottleneck_runs_candidates_at_a_quarter_of_the_channels():
+    net = _net(bottleneck=4)
+    cs = net.cells[0].edges[0]
+    assert cs.inner == 1 and cs.reduce is not None  # 4 channels / 4
+    assert net(torch.randn(2, 3, 32, 32), _weights(net)).shape == (2, 10)
+    with pytest.raises(Exception, match="divisible by the bottleneck"):
+        SpaceConfig(ops=ASAP_OPS, channels=6, bottleneck=4)
+
+
+def test_transit_cells_run_exactly_the_derived_subgraph():
+    from nasflow.search.supernet import plan_from_choice
+
+    net = _net()
+    weights = _weights(net)
+    choice = top_k_per_node(weights["normal"], net.groups["normal"].alive, nodes=4, k=2)
+    calls = _count_calls(net)
+    net(torch.randn(2, 3, 32, 32), weights, cell_plans={0: plan_from_choice(choice, 14)})
+    assert calls.count(0) == 8  # 4 nodes x 2 kept edges x 1 op: the transit cell
+    assert calls.count(1) == 14 * 7  # the engine cell (first reduction) holds the whole DAG
+
+
+def test_per_edge_pools_change_and_inherit_modules():
+    from nasflow.space.ops import OpSpec
+
+    net = _net()
+    normal = net.cells_of("normal")
+    parent = normal[0].edges[3].ops["s3"]  # sep_conv_3x3 on edge 3
+    child = torch.nn.Sequential(*list(parent))  # a module that shares the parent's weights
+    pool = [OpSpec("skip_connect"), OpSpec("conv", k=7, dil=1, c_mul=(2,)), OpSpec("sep_conv_3x3")]
+    net.set_pool("normal", 3, pool, modules={2: [child]})
+    g = net.groups["normal"]
+    assert g.pools[3] == pool and g.pools[0][0].name == "max_pool_3x3"
+    assert normal[0].edges[3].ops["s2"] is child
+    assert g.alive[3].tolist() == [True, True, True, False, False, False, False]
+    assert float(g.alpha.detach().abs().sum()) == 0.0  # alpha reset for the new cycle
+    net(torch.randn(2, 3, 32, 32), _weights(net))
+    choice = [[(0, 0), (1, 0)], [(3, 1), (4, 0)], [(5, 0), (6, 0)], [(9, 0), (10, 0)]]
+    geno = net.genotype_from_choice({"normal": choice, "reduce": choice})
+    assert geno.cells[0].nodes[1][0].op == OpSpec("conv", k=7, dil=1, c_mul=(2,))
+    state = net.state_dict()
+    again = _net()
+    again.set_pool("normal", 3, pool)
+    again.load_state_dict(state)
+    assert again.groups["normal"].pools[3] == pool

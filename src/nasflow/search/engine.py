@@ -99,7 +99,8 @@ class SearchRun:
         torch.manual_seed(self.seed)
         space = SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
                             layout=s["layout"], cell_output=s["cell_output"], num_classes=info.num_classes,
-                            in_channels=info.channels)
+                            in_channels=info.channels, feature_sharing=s["feature_sharing"],
+                            bottleneck=s["bottleneck"])
         self.net = Supernet(space).to(self.device)
         self.policy = METHODS[self.method](s, self.net)
 

@@ -3,8 +3,18 @@
 Cells of `nodes` nodes; every node reads every earlier state through a mixed edge that holds one module
 per candidate op. Architecture weights live in *groups*: one per cell type (`layout: shared`, DARTS and
 ASAP) or one per cell (`layout: per-position`, GOLD-NAS). A method turns a group's alpha into op weights;
-the supernet only mixes. Pruning deletes the op's module from every cell of its group, so the pruned op
-leaves the module graph, the optimizer (see `rebuild_optimizer`) and every later step's cost.
+the supernet only mixes. What the later methods need is here too:
+
+- per-edge candidate pools that change during a search (`set_pool`, PR-DARTS), each new op possibly
+  inheriting a module built from its parent;
+- feature sharing (`feature_sharing: true`, EnTranNAS eq. 6): an op applied to state j is computed once
+  and reused by every node that reads j, with its own parameters per (state, op);
+- a 1x1 bottleneck before the candidates (`bottleneck: r`: the candidates run at C/r channels, a 1x1
+  conv brings the mixture back to C);
+- transit cells (`forward(..., cell_plans=...)`): cells that run only a derived sub-graph.
+
+Pruning deletes the op's module from every cell of its group, so it leaves the module graph, the
+optimizer (see `rebuild_optimizer`) and every later step's cost.
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ from nasflow.space.ops import POOLS, OpSpec, ReLUConvBN, FactorizedReduce, build
 
 @dataclass
 class SpaceConfig:
-    ops: list[str]
+    ops: list
     channels: int = 16
     layers: int = 8
     nodes: int = 4
@@ -30,12 +40,17 @@ class SpaceConfig:
     num_classes: int = 10
     in_channels: int = 3
     stem_multiplier: int = 3
+    feature_sharing: bool = False
+    bottleneck: int = 1             # candidates run at C / bottleneck channels (1: no bottleneck)
     candidates: list = field(default_factory=list)  # filled from ops
 
     def __post_init__(self):
         self.candidates = [parse_op(o) for o in self.ops]
-        if len(set(self.ops)) != len(self.ops):
+        if len(set(map(str, self.ops))) != len(self.ops):
             raise NasflowError(f"search ops list a candidate twice: {self.ops}")
+        if self.channels % self.bottleneck:
+            raise NasflowError(f"search.channels ({self.channels}) must be divisible by the bottleneck ratio "
+                               f"({self.bottleneck})")
 
 
 def edge_inputs(nodes: int) -> list[tuple[int, int]]:
@@ -47,53 +62,88 @@ def _slot_key(slot: int) -> str:
     return f"s{slot}"
 
 
-class MixedEdge(nn.Module):
-    """One module per alive candidate slot; the output is the weighted sum over the slots asked for."""
+def candidate_module(spec: OpSpec, c: int, stride: int) -> nn.Module:
+    op = build_op(spec, c, stride, affine=False)
+    if spec.name in POOLS:  # as DARTS: pooling outputs are normalised to match the convs' scale
+        op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+    return op
 
-    def __init__(self, candidates: list[OpSpec], c: int, stride: int):
+
+class CandidateSet(nn.Module):
+    """The candidate modules applied to one input: one per alive slot, behind an optional bottleneck."""
+
+    def __init__(self, candidates: list[OpSpec], c: int, stride: int, bottleneck: int):
         super().__init__()
-        self.ops = nn.ModuleDict()
-        for slot, spec in enumerate(candidates):
-            op = build_op(spec, c, stride, affine=False)
-            if spec.name in POOLS:  # as DARTS: pooling outputs are normalised to match the convs' scale
-                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
-            self.ops[_slot_key(slot)] = op
+        inner = c // bottleneck
+        self.reduce = ReLUConvBN(c, inner, 1, 1, 0, affine=False) if bottleneck > 1 else None
+        self.expand = (nn.Sequential(nn.Conv2d(inner, c, 1, bias=False), nn.BatchNorm2d(c, affine=False))
+                       if bottleneck > 1 else None)
+        self.inner, self.stride = inner, stride
+        self.ops = nn.ModuleDict({_slot_key(s): candidate_module(spec, inner, stride) for s, spec in enumerate(candidates)})
 
-    def forward(self, x, weights: torch.Tensor, slots: list[int]):
+    def outputs(self, x, slots: list[int], cache: dict | None = None) -> dict[int, torch.Tensor]:
+        """Each asked-for slot's output on x (computed once when a cache is shared between edges)."""
+        cache = {} if cache is None else cache
+        if self.reduce is not None and "reduced" not in cache:
+            cache["reduced"] = self.reduce(x)
+        inner_x = cache.get("reduced", x)
+        for s in slots:
+            if s not in cache:
+                cache[s] = self.ops[_slot_key(s)](inner_x)
+        return cache
+
+    def mix(self, outputs: dict, weights: torch.Tensor, slots: list[int]) -> torch.Tensor:
         out = None
         for s in slots:
-            y = weights[s] * self.ops[_slot_key(s)](x)
+            y = weights[s] * outputs[s]
             out = y if out is None else out + y
-        return out
+        return self.expand(out) if self.expand is not None else out
 
     def remove(self, slot: int) -> list[nn.Parameter]:
+        if _slot_key(slot) not in self.ops:
+            return []
         module = self.ops[_slot_key(slot)]
         del self.ops[_slot_key(slot)]
         return list(module.parameters())
+
+    def put(self, slot: int, module: nn.Module) -> None:
+        self.ops[_slot_key(slot)] = module
 
 
 class SearchCell(nn.Module):
     def __init__(self, space: SpaceConfig, c_pp, c_p, c, reduction, reduction_prev, group: str):
         super().__init__()
-        self.reduction, self.group, self.nodes = reduction, group, space.nodes
+        self.reduction, self.group, self.nodes, self.c = reduction, group, space.nodes, c
+        self.sharing, self.bottleneck = space.feature_sharing, space.bottleneck
         self.preprocess0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
-        self.edges = nn.ModuleList(
-            MixedEdge(space.candidates, c, 2 if reduction and j < 2 else 1) for _, j in edge_inputs(space.nodes))
         self.inputs = edge_inputs(space.nodes)
+        stride = lambda j: 2 if reduction and j < 2 else 1
+        if self.sharing:  # one candidate set per source state (the last node feeds nothing)
+            self.sources = nn.ModuleList(CandidateSet(space.candidates, c, stride(j), space.bottleneck)
+                                         for j in range(space.nodes + 1))
+        else:
+            self.edges = nn.ModuleList(CandidateSet(space.candidates, c, stride(j), space.bottleneck)
+                                       for _, j in self.inputs)
         self.cell_output = space.cell_output
         self.fuse = ReLUConvBN(space.nodes * c, c, 1, 1, 0, affine=False) if space.cell_output == "conv1x1" else None
         self.c_out = space.nodes * c if space.cell_output == "concat" else c
 
+    def candidate_set(self, edge: int) -> CandidateSet:
+        return self.sources[self.inputs[edge][1]] if self.sharing else self.edges[edge]
+
     def forward(self, s0, s1, weights: torch.Tensor, plan: list[list[int]]):
         """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        caches = [{} for _ in range(self.nodes + 2)] if self.sharing else None
         e = 0
         for k in range(self.nodes):
             total = None
             for j in range(k + 2):
                 if plan[e]:
-                    y = self.edges[e](states[j], weights[e], plan[e])
+                    cs = self.candidate_set(e)
+                    outs = cs.outputs(states[j], plan[e], caches[j] if self.sharing else None)
+                    y = cs.mix(outs, weights[e], plan[e])
                     total = y if total is None else total + y
                 e += 1
             if total is None:  # every input of this node was cut: it contributes zeros
@@ -107,16 +157,18 @@ class SearchCell(nn.Module):
 
 
 class ArchGroup(nn.Module):
-    """Architecture weights of one cell type (or one cell), with which candidates are still alive.
-    `frozen` keeps the alpha an op had when it was pruned, so later optimizer steps (Adam keeps moving
-    parameters whose gradient is zero) cannot change what the derivation sees of it."""
+    """Architecture weights of one cell type (or one cell), with which candidates are still alive and
+    each edge's candidate pool. `frozen` keeps the alpha an op had when it was pruned, so later
+    optimizer steps (Adam keeps moving parameters whose gradient is zero) cannot change what the
+    derivation sees of it."""
 
-    def __init__(self, n_edges: int, n_slots: int, reduction: bool, init: float = 1e-3):
+    def __init__(self, n_edges: int, candidates: list[OpSpec], reduction: bool, init: float = 1e-3):
         super().__init__()
         self.reduction = reduction
-        self.alpha = nn.Parameter(init * torch.randn(n_edges, n_slots))
-        self.register_buffer("alive", torch.ones(n_edges, n_slots, dtype=torch.bool))
-        self.register_buffer("frozen", torch.zeros(n_edges, n_slots))
+        self.pools = [list(candidates) for _ in range(n_edges)]
+        self.alpha = nn.Parameter(init * torch.randn(n_edges, len(candidates)))
+        self.register_buffer("alive", torch.ones(n_edges, len(candidates), dtype=torch.bool))
+        self.register_buffer("frozen", torch.zeros(n_edges, len(candidates)))
 
     def plan(self) -> list[list[int]]:
         return [torch.nonzero(row).flatten().tolist() for row in self.alive]
@@ -124,6 +176,12 @@ class ArchGroup(nn.Module):
     @torch.no_grad()
     def restore_pruned(self):
         self.alpha.copy_(torch.where(self.alive, self.alpha, self.frozen))
+
+    def get_extra_state(self):
+        return {"pools": [[op.to_json() for op in pool] for pool in self.pools]}
+
+    def set_extra_state(self, state):
+        self.pools = [[parse_op(op) for op in pool] for pool in state["pools"]]
 
 
 class Supernet(nn.Module):
@@ -149,7 +207,7 @@ class Supernet(nn.Module):
             c_pp, c_p = c_p, cell.c_out
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, space.num_classes)
-        self.groups = nn.ModuleDict({g: ArchGroup(n_edges, len(space.candidates), red) for g, red in groups.items()})
+        self.groups = nn.ModuleDict({g: ArchGroup(n_edges, space.candidates, red) for g, red in groups.items()})
         self.refresh_plans()
 
     # ---- parameters ----------------------------------------------------------------------------------
@@ -164,6 +222,9 @@ class Supernet(nn.Module):
     def refresh_plans(self):
         self.plans = {name: g.plan() for name, g in self.groups.items()}
 
+    def cells_of(self, group: str) -> list[SearchCell]:
+        return [cell for cell in self.cells if cell.group == group]
+
     def prune(self, group: str, edge: int, slot: int) -> list[nn.Parameter]:
         """Remove a candidate from every cell of its group; returns the parameters that left the graph."""
         g = self.groups[group]
@@ -172,11 +233,42 @@ class Supernet(nn.Module):
         g.alive[edge, slot] = False
         g.frozen[edge, slot] = g.alpha.detach()[edge, slot]
         removed = []
-        for cell in self.cells:
-            if cell.group == group:
-                removed += cell.edges[edge].remove(slot)
+        for cell in self.cells_of(group):
+            if cell.sharing:  # a shared module goes only when no edge from its source still uses it
+                source = cell.inputs[edge][1]
+                users = [e for e, (_, j) in enumerate(cell.inputs) if j == source and g.alive[e, slot]]
+                if users:
+                    continue
+            removed += cell.candidate_set(edge).remove(slot)
         self.refresh_plans()
         return removed
+
+    def set_pool(self, group: str, edge: int, pool: list[OpSpec], modules: dict[int, list[nn.Module]] | None = None):
+        """Give an edge a new candidate pool (PR-DARTS replaces candidates between cycles). `modules[slot]`
+        holds, per cell of the group, a module that inherits its parent's weights; other slots are built
+        fresh. Every group's alpha is reset to zero (PR-DARTS resets alpha each cycle), with as many slots
+        as the largest pool. Returns nothing: rebuild the optimizers afterwards."""
+        if self.space.feature_sharing:
+            raise NasflowError("per-edge candidate pools and feature sharing do not combine")
+        g = self.groups[group]
+        g.pools[edge] = list(pool)
+        device = g.alpha.device
+        for i, cell in enumerate(self.cells_of(group)):
+            cs = cell.candidate_set(edge)
+            for slot in list(cs.ops.keys()):
+                del cs.ops[slot]
+            for slot, spec in enumerate(pool):
+                module = modules[slot][i] if modules and slot in modules else candidate_module(spec, cs.inner, cs.stride)
+                cs.put(slot, module.to(device))
+        width = max(len(p) for grp in self.groups.values() for p in grp.pools)
+        for grp in self.groups.values():
+            alive = torch.zeros(len(grp.pools), width, dtype=torch.bool, device=device)
+            for e, p in enumerate(grp.pools):
+                alive[e, :len(p)] = True
+            grp.alpha = nn.Parameter(torch.zeros(len(grp.pools), width, device=device))
+            grp.alive = alive
+            grp.frozen = torch.zeros(len(grp.pools), width, device=device)
+        self.refresh_plans()
 
     def apply_alive(self, alive: dict[str, torch.Tensor]):
         """Rebuild the pruned structure of a checkpoint before loading its weights."""
@@ -185,36 +277,43 @@ class Supernet(nn.Module):
                 self.prune(name, edge, slot)
 
     def alive_ops(self) -> int:
-        """Op modules still alive across the whole network (what each step computes)."""
-        return sum(len(slots) for cell in self.cells for slots in self.plans[cell.group])
-
-    def mixed_edges(self) -> int:
-        """Edges that still mix more than one op, across the network."""
-        return sum(len(slots) > 1 for cell in self.cells for slots in self.plans[cell.group])
+        """Op modules run per step across the whole network (a shared module counts once)."""
+        total = 0
+        for cell in self.cells:
+            plan = self.plans[cell.group]
+            if cell.sharing:
+                total += sum(len({s for e, slots in enumerate(plan) if cell.inputs[e][1] == j for s in slots})
+                             for j in range(cell.nodes + 1))
+            else:
+                total += sum(len(slots) for slots in plan)
+        return total
 
     def arch_ops(self) -> tuple[int, int]:
         """(alive, total) candidates in the architecture (per group, not per cell)."""
         alive = sum(int(g.alive.sum()) for g in self.groups.values())
-        total = sum(g.alive.numel() for g in self.groups.values())
+        total = sum(sum(len(p) for p in g.pools) for g in self.groups.values())
         return alive, total
 
     # ---- forward -------------------------------------------------------------------------------------
-    def forward(self, x, weights: dict[str, torch.Tensor], plans: dict[str, list[list[int]]] | None = None):
+    def forward(self, x, weights: dict[str, torch.Tensor], plans: dict[str, list[list[int]]] | None = None,
+                cell_plans: dict[int, list[list[int]]] | None = None):
+        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph)."""
         plans = plans or self.plans
+        cell_plans = cell_plans or {}
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights[cell.group], plans[cell.group])
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, weights[cell.group], cell_plans.get(i, plans[cell.group]))
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     # ---- derivation ----------------------------------------------------------------------------------
     def genotype_from_choice(self, choice: dict[str, list[list[tuple[int, int]]]], cell_output="concat") -> Genotype:
         """`choice[group][node]` lists the (edge, slot) pairs a node keeps."""
+        inputs = edge_inputs(self.space.nodes)
         cells = []
         for name, g in self.groups.items():
-            nodes = []
-            for node_edges in choice[name]:
-                nodes.append([Edge(self.space.candidates[slot], edge_inputs(self.space.nodes)[edge][1])
-                              for edge, slot in sorted(node_edges, key=lambda es: edge_inputs(self.space.nodes)[es[0]][1])])
+            nodes = [[Edge(g.pools[edge][slot], inputs[edge][1])
+                      for edge, slot in sorted(node_edges, key=lambda es: inputs[es[0]][1])]
+                     for node_edges in choice[name]]
             cells.append(CellSpec(g.reduction, nodes, list(range(2, self.space.nodes + 2))))
         layout = "per-position" if self.space.layout == "per-position" else "shared"
         return Genotype(cells, layout, cell_output)
@@ -233,6 +332,15 @@ def top_k_per_node(weights: torch.Tensor, allowed: torch.Tensor, nodes: int, k: 
         choice.append([(e0 + j, int(best_slot[j])) for j in sorted(keep)])
         e0 += n_in
     return choice
+
+
+def plan_from_choice(choice: list[list[tuple[int, int]]], n_edges: int) -> list[list[int]]:
+    """The plan of a transit cell: each kept edge runs its one chosen op, every other edge is cut."""
+    plan = [[] for _ in range(n_edges)]
+    for node_edges in choice:
+        for edge, slot in node_edges:
+            plan[edge] = [slot]
+    return plan
 
 
 def rebuild_optimizer(old: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.optim.Optimizer:
