@@ -31,20 +31,37 @@ def pipeline(tmp_path_factory):
     return work
 
 
+def _searched(pipeline):
+    ids = []
+    for method in ("darts", "asap", "gold-nas"):
+        ids += [a["id"] for a in json.loads((pipeline / f"results/search/{method}/seed0/architectures.json").read_text())]
+    return ids
+
+
+def test_every_pareto_point_is_retrained(pipeline):
+    ids = _searched(pipeline)
+    gold = [i for i in ids if i.startswith("gold-nas")]
+    assert len(gold) >= 2, "the smoke GOLD-NAS search should record more than one architecture"
+    for arch_id in ids:
+        assert (pipeline / f"results/train/{arch_id}/cifar10/seed0/metrics.json").is_file()
+
+
 def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     r = pipeline / "results"
     t1 = pd.read_csv(r / "table1.csv")
     assert list(t1.columns) == ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M",
                                 "macs_M", "search_gpu_days", "search_device"]
-    assert sorted(t1["architecture"]) == ["asap-s0-0", "darts-s0-0"]
+    assert sorted(t1["architecture"]) == sorted(_searched(pipeline))
     assert ((t1["test_error_mean"] >= 0) & (t1["test_error_mean"] < 100)).all()
     t2 = pd.read_csv(r / "table2.csv")
     assert list(t2.columns) == ["architecture", "fashion-mnist_error", "freiburg_error"]
-    assert sorted(t2["architecture"]) == ["DARTS_V2", "asap-s0-0", "darts-s0-0"]
+    assert sorted(t2["architecture"]) == ["DARTS_V2", "asap-s0-0", "darts-s0-0", "gold-nas-s0-0"]
     t3 = pd.read_csv(r / "table3.csv")
     assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
     pareto = pd.read_csv(r / "pareto.csv")
     assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+    gold = pareto[pareto["method"] == "gold-nas"]
+    assert (gold["macs_M"].diff().dropna() < 0).all()  # recorded as the FLOPs fall
     for name in ("table1", "table2", "table3", "pareto"):
         assert (r / f"{name}.md").read_text().startswith("| ")
 
@@ -52,7 +69,7 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
 def test_figures_and_cell_drawings(pipeline):
     figures = pipeline / "results" / "figures"
     for path in [figures / "pareto.png", figures / "search_curves.png", figures / "cells" / "asap-s0-0.png",
-                 figures / "cells" / "darts-s0-0.png"]:
+                 figures / "cells" / "darts-s0-0.png", figures / "cells" / "gold-nas-s0-1.png"]:
         assert path.read_bytes()[:4] == b"\x89PNG", path
 
 
@@ -64,11 +81,11 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
-    assert len(jobs) == 2 + 2 + 3 * 2  # searches, retrainings, 3 cells x 2 transfer datasets
+    assert len(jobs) == 3 + len(_searched(pipeline)) + 4 * 2  # searches, retrainings, 4 cells x 2 transfer datasets
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     searches = jobs[jobs["tags.stage"] == "search"]
-    assert set(searches["tags.method"]) == {"darts", "asap"} and searches["metrics.val_error"].notna().all()
+    assert set(searches["tags.method"]) == {"darts", "asap", "gold-nas"} and searches["metrics.val_error"].notna().all()
 
 
 def test_a_second_invocation_does_nothing(pipeline):

@@ -11,7 +11,7 @@ from nasflow.space.draw import draw_genotype
 from nasflow.space.genotype import load_genotype
 
 CURVES = [("alive_ops", "alive ops"), ("epoch_seconds", "epoch time (s)"), ("entropy", "normalised op entropy"),
-          ("temperature", "temperature")]
+          ("temperature", "temperature (ASAP)"), ("lambda", "lambda (GOLD-NAS)"), ("flops_M", "network MACs (M)")]
 
 
 def _save(fig, path: Path) -> Path:

@@ -45,6 +45,8 @@ def _schedule(params, method: str) -> str:
         return f"{s['pruning']} pruning, Zhu-Gupta p={s['sparsity_power']}"
     if method == "darts":
         return f"{s.get('order', 'first')} order, prune once at the end"
+    if method == "gold-nas":
+        return f"one level, FLOPs-regularised gradual pruning (mu={s['mu']}, n0={s['n0']}, to {s['flops_min']} M)"
     return method
 
 

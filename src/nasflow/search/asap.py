@@ -52,6 +52,7 @@ def zhu_gupta_sparsity(epoch: int, start: int, end: int, final: float, power: in
 class Asap(SearchPolicy):
     name = "asap"
     alpha_first = False  # Algorithm 1: weights, then alpha, then prune
+    stop_reason = "one op per edge"
 
     def __init__(self, settings, net):
         super().__init__(settings, net)

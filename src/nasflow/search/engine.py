@@ -23,15 +23,16 @@ from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
+from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas}
 RUN_KEYS = {"methods", "seeds", *METHODS}
-HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "alive_ops", "edges", "sparsity", "entropy",
-                   "entropy_normal", "entropy_reduce", "network_ops", "train_loss", "train_error", "val_error",
-                   "val_loss", "epoch_seconds", "lr"]
+HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
+                   "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
+                   "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
 CHECKPOINT_VERSION = 1
 
 
@@ -86,9 +87,23 @@ class SearchRun:
         mean, std = normalisation(s["dataset"], arrays.x_train)
         bs = s["batch_size"]
         # DARTS draws both halves through the training augmentation; validation is measured without it.
-        self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device, drop_last=True)
+        transform = None
+        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10
+            from torchvision.transforms import v2
+            transform = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+        if METHODS[self.method].one_level:
+            # One level: every training image trains alpha and the weights together; nothing is held out
+            # of the training set, so progress is measured on (a stratified part of) the test set.
+            w_idx = pool
+            test = (stratified_subset(arrays.y_test, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
+                    if s["subset_per_class"] else np.arange(len(arrays.y_test)))
+            val_x, val_y = arrays.x_test[test], arrays.y_test[test]
+        else:
+            val_x, val_y = arrays.x_train[a_idx], labels[a_idx]
+        self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
+                                     drop_last=True, image_transform=transform)
         self.arch_batches = Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True)
-        self.val_batches = Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, False, self.device)
+        self.val_batches = Batches(val_x, val_y, bs, mean, std, False, self.device)
         if len(self.train_batches) == 0:
             raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")
         self.n_classes = arrays.num_classes
@@ -108,8 +123,7 @@ class SearchRun:
         s = self.s
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=s["w_lr"], momentum=s["w_momentum"],
                                      weight_decay=s["w_weight_decay"])
-        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=s["a_lr"], betas=tuple(s["a_betas"]),
-                                      weight_decay=s["a_weight_decay"])
+        self.a_opt = self.policy.make_arch_optimizer(self.net.arch_parameters())
 
     # ---- checkpoints ------------------------------------------------------------------------------------
     @property
@@ -164,6 +178,13 @@ class SearchRun:
         loss_sum = wrong = seen = 0
         for step in range(1, steps + 1):
             x, y = next(train_iter)
+            if policy.one_level:
+                loss, logits = self._one_level_step(x, y, step)
+                loss_sum += float(loss) * len(y)
+                wrong += int((logits.argmax(1) != y).sum())
+                seen += len(y)
+                progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
+                continue
             search = policy.updates_alpha()
             if search:
                 try:
@@ -191,7 +212,24 @@ class SearchRun:
             seen += len(y)
             progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
+        policy.end_epoch(net)
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
+
+    def _one_level_step(self, x, y, step):
+        """GOLD-NAS: alpha and the weights descend one loss on the same batch."""
+        net, policy = self.net, self.policy
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        logits = net(x, policy.weights(net))
+        loss = F.cross_entropy(logits, y) + policy.regulariser(net)
+        self._check(loss.detach(), f"epoch {self.epoch} step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
+        self.w_opt.step()
+        self.a_opt.step()
+        for g in net.groups.values():
+            g.restore_pruned()
+        return loss.detach(), logits.detach()
 
     @torch.no_grad()
     def _validate(self) -> dict:
@@ -247,8 +285,9 @@ class SearchRun:
             self.epoch += 1
             self.policy.begin_epoch(self.epoch)
             started = time.perf_counter()
-            row = {"epoch": self.epoch, **self.policy.record()}
+            row = {"epoch": self.epoch}
             row.update(self._train_epoch(progress))
+            row.update(self.policy.record())  # after the epoch's pruning (lambda, n_pruned, FLOPs)
             row.update(self._validate())
             row["epoch_seconds"] = time.perf_counter() - started
             self.seconds += row["epoch_seconds"]
@@ -277,13 +316,20 @@ class SearchRun:
 
     def _finish(self) -> dict:
         s = self.s
-        genotype = self.policy.derive(self.net)
-        genotype.name = f"{self.method}-s{self.seed}-0"
-        nio.write_json(self.out / "genotype.json", genotype.to_json())
-        counts = count_network(genotype, s["eval_channels"], s["eval_layers"], s["dataset"])
-        nio.write_json(self.out / "architectures.json", [
-            {"id": genotype.name, "genotype": "genotype.json", **counts, "epoch": self.epoch}])
-        reason = "one op per edge" if self.policy.finished(self.net) else f"{s['epochs']} epochs"
+        entries = []
+        found = self.policy.architectures(self.net)
+        for i, (epoch, genotype, _) in enumerate(found):
+            genotype.name = f"{self.method}-s{self.seed}-{i}"
+            name = "genotype.json" if len(found) == 1 else f"genotype-{i}.json"
+            nio.write_json(self.out / name, genotype.to_json())
+            # A per-position genotype fixes the depth: it is evaluated at the depth it was searched at.
+            layers = s["layers"] if genotype.layout == "per-position" else s["eval_layers"]
+            counts = count_network(genotype, s["eval_channels"], layers, s["dataset"])
+            entries.append({"id": genotype.name, "genotype": name, **counts, "epoch": epoch})
+        if len(found) > 1:  # genotype.json is always the final cell
+            nio.write_json(self.out / "genotype.json", genotype.to_json())
+        nio.write_json(self.out / "architectures.json", entries)
+        reason = self.policy.stop_reason if self.policy.finished(self.net) else f"{s['epochs']} epochs"
         summary = {"seconds": round(self.seconds, 3), "device": device_name(self.device), "epochs": self.epoch,
                    "method": self.method, "seed": self.seed, "stopped": reason,
                    "gpu_days": round(self.seconds / 86400, 6) if self.device.type == "cuda" else None}

@@ -24,6 +24,7 @@ class SearchPolicy:
     name = "base"
     alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
     one_level = False    # GOLD-NAS: alpha and weights on the same batch, one loss
+    stop_reason = "finished"  # what `finished()` means, for search.json
 
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
@@ -40,6 +41,21 @@ class SearchPolicy:
     def record(self) -> dict:
         """Method-specific columns of history.csv (temperature, threshold, phase...)."""
         return {"phase": "search"}
+
+    def make_arch_optimizer(self, params):
+        s = self.s
+        return torch.optim.Adam(params, lr=s["a_lr"], betas=tuple(s["a_betas"]), weight_decay=s["a_weight_decay"])
+
+    def regulariser(self, net: Supernet) -> torch.Tensor | float:
+        """Added to the loss of a one-level step (GOLD-NAS's FLOPs terms)."""
+        return 0.0
+
+    def end_epoch(self, net: Supernet) -> None:
+        """After the epoch's pruning (GOLD-NAS updates lambda and records Pareto points here)."""
+
+    def architectures(self, net: Supernet) -> list[tuple]:
+        """(epoch, genotype, None) of every architecture the search yields; one by default."""
+        return [(self.epoch, self.derive(net), None)]
 
     # ---- weights and pruning -----------------------------------------------------------------------------
     def op_weights(self, group: ArchGroup) -> torch.Tensor:

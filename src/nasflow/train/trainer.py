@@ -77,6 +77,8 @@ class TrainRun:
         self.genotype: Genotype = load_genotype(genotype_ref)
         if self.r["cell_output"]:
             self.genotype.cell_output = self.r["cell_output"]
+        if self.genotype.layout == "per-position":  # one cell per layer: the genotype fixes the depth
+            self.r["layers"] = len(self.genotype.cells)
         self.arch_id = arch_id or self.genotype.name or Path(str(genotype_ref)).stem
         self.dist = Context()
         self.track_runs = track_runs and self.dist.main

@@ -1,0 +1,85 @@
+"""GOLD-NAS's pieces: Algorithm 1's bookkeeping, eq. (5), and the discretised MACs against the counter."""
+import math
+
+import pytest
+import torch
+
+from nasflow.search.flops import discrete_macs, expected_flops, fixed_macs, op_macs_table
+from nasflow.search.gold_nas import GoldNas, algorithm1_update
+from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
+from nasflow.space.counting import count_network
+
+PAPER = {"n0": 4, "c0": 2, "lambda0": 1e-5, "t0": 3}
+
+
+def test_algorithm1_step_by_step_on_scripted_prune_counts():
+    state = {"lambda": 0.0, "dlambda": 1e-5, "t": 0}
+    expected = [  # n_pruned -> (lambda, dlambda, t, recorded)
+        (0, 2e-5, 2e-5, 1, False),
+        (0, 6e-5, 4e-5, 2, False),
+        (2, 1.4e-4, 8e-5, 0, False),    # some pruned, fewer than n0: lambda keeps rising
+        (5, 7e-5, 1e-5, 0, False),      # n0 or more: dlambda resets, lambda halves
+        (0, 9e-5, 2e-5, 1, False),
+        (0, 1.3e-4, 4e-5, 2, False),
+        (0, 2.1e-4, 8e-5, 3, False),
+        (0, 3.7e-4, 1.6e-4, 0, True),   # t > t0: recorded, t back to 0
+    ]
+    for n_pruned, lam, dlam, t, recorded in expected:
+        assert algorithm1_update(state, n_pruned, PAPER) is recorded
+        assert state["lambda"] == pytest.approx(lam) and state["dlambda"] == pytest.approx(dlam) and state["t"] == t
+
+
+def test_eq5_value_and_gradient_by_hand():
+    alpha = torch.tensor([[0.0, 1.0], [2.0, -1.0]], requires_grad=True)
+    alive = torch.tensor([[True, True], [True, False]])
+    macs = torch.tensor([[3.0, 5.0], [7.0, 11.0]])
+    value = expected_flops(alpha, alive, macs)
+    s0, s1 = 1 / (1 + math.exp(0)), 1 / (1 + math.exp(-1))
+    mean = (s0 + s1) / 2
+    by_hand = math.log(1 + s0 / mean) * 3 + math.log(1 + s1 / mean) * 5 + math.log(1 + 1.0) * 7  # a lone op: ratio 1
+    assert float(value.detach()) == pytest.approx(by_hand, rel=1e-6)
+    value.backward()
+    # d/d alpha_0 of ln(1 + s0/m) * 3 + ln(1 + s1/m) * 5, m = (s0 + s1)/2, ds0/da0 = s0 (1 - s0)
+    d0 = s0 * (1 - s0)
+    dr0 = d0 / mean - s0 * d0 / 2 / mean ** 2
+    dr1 = -s1 * d0 / 2 / mean ** 2
+    assert float(alpha.grad[0, 0]) == pytest.approx(3 * dr0 / (1 + s0 / mean) + 5 * dr1 / (1 + s1 / mean), rel=1e-5)
+    assert float(alpha.grad[1, 0]) == pytest.approx(0.0, abs=1e-7)  # alone on its edge: constant ratio
+    assert float(alpha.grad[1, 1]) == 0.0  # pruned
+
+
+@pytest.mark.parametrize("layers,channels", [(3, 4), (5, 6)])
+def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels):
+    torch.manual_seed(0)
+    net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=channels, layers=layers,
+                               layout="per-position"))
+    policy = GoldNas({"dataset": "cifar10", "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0}, net)
+    generator = torch.Generator().manual_seed(1)
+    for name, g in net.groups.items():  # prune at random, keeping one op into every node
+        for e in range(14):
+            if torch.rand(1, generator=generator) < 0.5 and e not in (0, 2, 5, 9):
+                net.prune(name, e, int(torch.randint(0, 2, (1,), generator=generator)))
+    tables = op_macs_table(net, 32)
+    genotype = policy.derive(net)
+    measured = count_network(genotype, channels, layers, "cifar10")["macs_M"]
+    assert discrete_macs(net, tables, fixed_macs(net, 32)) / 1e6 == pytest.approx(measured, abs=0.05)
+    assert any(len(node) > 2 for cell in genotype.cells for node in cell.nodes)  # any number of inputs
+
+
+def test_pruning_keeps_one_op_into_every_node():
+    torch.manual_seed(0)
+    net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=4, layers=3, layout="per-position"))
+    s = {"dataset": "cifar10", "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0, "n0": 4,
+         "xi_max": 0.05, "xi_min": 0.01}
+    policy = GoldNas(s, net)
+    with torch.no_grad():
+        for g in net.groups.values():
+            g.alpha.fill_(-10.0)  # every weight far below xi_min
+    pruned = policy.prune_after_epoch(net)
+    for group, edge, slot in pruned:
+        net.prune(group, edge, slot)
+    per_node = {}
+    for name, g in net.groups.items():
+        for e, (k, _) in enumerate(edge_inputs(4)):
+            per_node[(name, k)] = per_node.get((name, k), 0) + int(g.alive[e].sum())
+    assert all(v == 1 for v in per_node.values())
