@@ -174,46 +174,49 @@ class SearchRun:
             group["lr"] = lr
         steps = len(self.train_batches)
         train_iter = self.train_batches.epoch(epoch_generator(self.seed, self.epoch, 0))
-        arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 1))
+        self._arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 1))
         loss_sum = wrong = seen = 0
         for step in range(1, steps + 1):
             x, y = next(train_iter)
-            if policy.one_level:
-                loss, logits = self._one_level_step(x, y, step)
-                loss_sum += float(loss) * len(y)
-                wrong += int((logits.argmax(1) != y).sum())
-                seen += len(y)
-                progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
-                continue
-            search = policy.updates_alpha()
-            if search:
-                try:
-                    val_batch = next(arch_iter)
-                except StopIteration:
-                    arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 2 + step))
-                    val_batch = next(arch_iter)
-                if policy.alpha_first:
-                    self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
-                                f"epoch {self.epoch} step {step} (alpha)")
-            weights = {k: w.detach() for k, w in policy.weights(net).items()}
-            self.w_opt.zero_grad(set_to_none=True)
-            logits = net(x, weights)
-            loss = F.cross_entropy(logits, y)
-            self._check(loss.detach(), f"epoch {self.epoch} step {step}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], s["grad_clip"])
-            self.w_opt.step()
-            if search and not policy.alpha_first:
-                self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
-                            f"epoch {self.epoch} step {step} (alpha)")
-            self._apply_prunes(policy.prune_after_step(net))
-            loss_sum += float(loss.detach()) * len(y)
+            step_fn = self._one_level_step if policy.one_level else self._bilevel_step
+            loss, logits = step_fn(x, y, step)
+            loss_sum += float(loss) * len(y)
             wrong += int((logits.argmax(1) != y).sum())
             seen += len(y)
             progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
         policy.end_epoch(net)
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
+
+    def _next_arch_batch(self, step):
+        try:
+            return next(self._arch_iter)
+        except StopIteration:  # the alpha half ran out before the weight half: draw it again
+            self._arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 2 + step))
+            return next(self._arch_iter)
+
+    def _bilevel_step(self, x, y, step):
+        """DARTS and ASAP: alpha on a batch of the alpha half (before or after the weights, as the method
+        says), the weights on the training batch, then whatever the method prunes."""
+        net, policy = self.net, self.policy
+        search = policy.updates_alpha()
+        val_batch = self._next_arch_batch(step) if search else None
+        if search and policy.alpha_first:
+            self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
+                        f"epoch {self.epoch} step {step} (alpha)")
+        weights = {k: w.detach() for k, w in policy.weights(net).items()}
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = net(x, weights)
+        loss = F.cross_entropy(logits, y)
+        self._check(loss.detach(), f"epoch {self.epoch} step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
+        self.w_opt.step()
+        if search and not policy.alpha_first:
+            self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
+                        f"epoch {self.epoch} step {step} (alpha)")
+        self._apply_prunes(policy.prune_after_step(net))
+        return loss.detach(), logits.detach()
 
     def _one_level_step(self, x, y, step):
         """GOLD-NAS: alpha and the weights descend one loss on the same batch."""
