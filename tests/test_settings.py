@@ -47,3 +47,19 @@ def test_unknown_profile_and_missing_file(params_file, tmp_path):
         load_params(params_file, "fast")
     with pytest.raises(NasflowError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_schema_checker_keywords():
+    from nasflow.schema_check import problems
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["n"],
+              "properties": {"n": {"type": "integer", "minimum": 1}, "x": {"type": ["number", "null"], "exclusiveMaximum": 1},
+                             "s": {"type": "string", "pattern": "^(a|b)$"}, "l": {"type": "array", "items": {"enum": [1, 2]}, "maxItems": 2},
+                             "m": {"type": "object", "additionalProperties": {"type": "boolean"}}}}
+    assert problems({"n": 1, "x": None, "s": "a", "l": [1, 2], "m": {"k": True}}, schema) == []
+    found = dict(problems({"n": True, "x": 1.0, "s": "c", "l": [3, 1, 2], "m": {"k": 1}, "z": 0}, schema))
+    assert found[("n",)] == "True is not of type 'integer'"  # a bool is not an integer here
+    assert found[("x",)] == "1.0 is greater than or equal to the maximum of 1"
+    assert "does not match" in found[("s",)] and "at most 2" in found[("l",)] and found[("l", 0)].startswith("3 is not one of")
+    assert found[("m", "k")] == "1 is not of type 'boolean'" and found[("z",)].startswith("unknown key")
+    assert problems({}, schema) == [((), "'n' is a required property")]

@@ -7,10 +7,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from nasflow.errors import NasflowError
+from nasflow.schema_check import problems
 
 
 class Params(dict):
@@ -86,23 +86,15 @@ def flatten_overrides(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        key = ".".join(filter(None, [where, extra[0] if extra else ""]))
-        return f"unknown settings key {key!r} (allowed here: {', '.join(allowed)})"
-    if error.validator == "required":
-        return f"{where or 'top level'}: {error.message}"
-    return f"{where}: {error.message}"
-
-
 def validate(cfg: dict, source: str = "params.yaml") -> None:
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        raise NasflowError(f"{source}: {_describe(errors[0])}")
+    found = problems(cfg, schema())
+    if not found:
+        return
+    path, message = min(found, key=lambda pm: (len(pm[0]), [str(p) for p in pm[0]]))
+    where = ".".join(str(p) for p in path)
+    if message.startswith("unknown key"):
+        raise NasflowError(f"{source}: unknown settings key {where!r} ({message.split(': ', 1)[1]})")
+    raise NasflowError(f"{source}: {where or 'top level'}: {message}")
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,
