@@ -128,3 +128,52 @@ def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
     params.write_text(params.read_text().replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
     status = run("status").stdout
     assert "train:" in status and "search:" not in status and "data:" not in status
+
+
+def test_mlflow_server_filters_runs_by_method_and_dataset(pipeline):
+    """A real `mlflow server` on loopback over the pipeline's store, queried through its REST API."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    server = subprocess.Popen([mlflow_cli, "server", "--backend-store-uri", f"sqlite:///{pipeline / 'mlflow.db'}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=pipeline, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def post(path, body):
+        request = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.time() + 120
+        while True:  # until the server answers its health check
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(1)
+        with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name=nasflow", timeout=30) as r:
+            experiment = json.loads(r.read())["experiment"]["experiment_id"]
+        runs = post("runs/search", {"experiment_ids": [experiment],
+                                    "filter": "tags.stage = 'train' and tags.dataset = 'freiburg'"})["runs"]
+        assert {r["data"]["tags"][[t["key"] for t in r["data"]["tags"]].index("arch_id")]["value"] for r in runs} == {
+            "DARTS_V2", "darts-s0-0", "asap-s0-0", "gold-nas-s0-0"}
+        asap = post("runs/search", {"experiment_ids": [experiment],
+                                    "filter": "tags.method = 'asap' and tags.dataset = 'cifar10'"})["runs"]
+        stages = sorted(next(t["value"] for t in r["data"]["tags"] if t["key"] == "stage") for r in asap)
+        assert stages == ["search", "train"]
+        # the same metric names across methods: every training run reports final_top1_error
+        for r in runs:
+            assert "final_top1_error" in {m["key"] for m in r["data"]["metrics"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
