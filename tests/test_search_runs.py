@@ -102,6 +102,17 @@ def test_killed_search_resumes_to_the_same_genotype(asap_run, smoke_params, tmp_
     assert not list(out.glob(".*.tmp"))
 
 
+def test_resuming_a_finished_search_rewrites_the_same_results(asap_run, smoke_params, tmp_path):
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(asap_run[0], out)
+    (out / "genotype.json").unlink()
+    res = run_cli("search", "--method", "asap", "--params", smoke_params, "--out", out, "--resume", *QUIET)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "genotype.json").read_text()) == json.loads((asap_run[0] / "genotype.json").read_text())
+
+
 def test_resume_refuses_a_checkpoint_from_other_settings(asap_run, smoke_params):
     res = run_cli("search", "--method", "asap", "--params", smoke_params, "--out", asap_run[0], "--resume",
                   "--set", "search.asap.beta=0.8", *QUIET)

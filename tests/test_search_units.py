@@ -181,3 +181,28 @@ def test_per_edge_pools_change_and_inherit_modules():
     again.set_pool("normal", 3, pool)
     again.load_state_dict(state)
     assert again.groups["normal"].pools[3] == pool
+
+
+def test_a_node_with_every_input_cut_gives_zeros_at_its_size():
+    net = _net()
+    plan = [[3] for _ in range(14)]
+    for e in (2, 3, 4):  # node 1's three inputs
+        plan[e] = []
+    out = net(torch.randn(2, 3, 32, 32), _weights(net), cell_plans={1: plan, 0: plan})  # cell 1 reduces
+    assert out.shape == (2, 10)
+
+
+def test_loader_flip_switch_and_cutout():
+    from nasflow.data.loader import Batches
+
+    x = torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).reshape(2, 8, 8, 3).numpy()
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    plain = Batches(x, [0, 1], 2, mean, std, augment=True, pad=0, flip=False)
+    got, _ = next(plain.epoch(torch.Generator().manual_seed(0)))
+    order = torch.randperm(2, generator=torch.Generator().manual_seed(0))
+    expected = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)[order]
+    assert torch.equal(got, expected)  # no padding, no flip: the images as they are
+    cut = Batches(x, [0, 1], 2, mean, std, augment=False, cutout=4)
+    got, _ = next(cut.epoch(torch.Generator().manual_seed(0)))
+    zeros = (got == 0).all(1)  # one square per image
+    assert 0 < int(zeros[0].sum()) <= 16 and 0 < int(zeros[1].sum()) <= 16

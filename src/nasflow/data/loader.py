@@ -21,20 +21,22 @@ def normalisation(name: str, x_train: np.ndarray) -> tuple[torch.Tensor, torch.T
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 101 + stream)
+    """Distinct for every (seed, epoch, stream) with stream < 1,000,033 (refills use stream 2 + step)."""
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) * 1_000_033 + int(stream))
 
 
 class Batches:
     """Batches of (normalised float images, labels) over a subset of an ImageArrays split."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, mean, std, augment: bool,
-                 device="cpu", drop_last: bool = False, pad: int = 4, cutout: int = 0, image_transform=None):
+                 device="cpu", drop_last: bool = False, pad: int = 4, cutout: int = 0, image_transform=None,
+                 flip: bool = True):
         """`augment`: random crop (zero padding `pad`) and flip; `cutout`: side of the square zeroed after
         normalisation (DARTS); `image_transform`: a per-image uint8 policy (AutoAugment, colour jitter)."""
         self.x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous().to(device)
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
         self.batch_size, self.augment, self.drop_last, self.pad = batch_size, augment, drop_last, pad
-        self.cutout, self.image_transform = cutout, image_transform
+        self.cutout, self.image_transform, self.flip = cutout, image_transform, flip
         self.mean, self.std = mean.to(device), std.to(device)
 
     def __len__(self):
@@ -48,7 +50,7 @@ class Batches:
         padded = torch.nn.functional.pad(x, (p, p, p, p))
         oy = torch.randint(0, 2 * p + 1, (b,), generator=g).to(x.device)
         ox = torch.randint(0, 2 * p + 1, (b,), generator=g).to(x.device)
-        flip = (torch.rand(b, generator=g) < 0.5).to(x.device)
+        flip = ((torch.rand(b, generator=g) < 0.5) & self.flip).to(x.device)  # drawn either way: same sequence
         rows = oy[:, None] + torch.arange(h, device=x.device)[None, :]
         cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]
         cols = torch.where(flip[:, None], cols.flip(1), cols)

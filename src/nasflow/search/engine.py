@@ -269,6 +269,8 @@ class SearchRun:
         ckpt = self._load() if resume and self.checkpoint_path.exists() else None
         if ckpt:
             self.history, self.alphas, self.seconds, self.epoch = ckpt["history"], ckpt["alphas"], ckpt["seconds"], ckpt["epoch"]
+            if self.epoch:  # the policy's per-epoch state (ASAP's temperature) as it was when saved
+                self.policy.begin_epoch(self.epoch)
         self.out.mkdir(parents=True, exist_ok=True)
         self.tracker = track.start_run(
             self.params, f"search-{self.method}-s{self.seed}",

@@ -146,8 +146,10 @@ class SearchCell(nn.Module):
                     y = cs.mix(outs, weights[e], plan[e])
                     total = y if total is None else total + y
                 e += 1
-            if total is None:  # every input of this node was cut: it contributes zeros
-                total = torch.zeros_like(states[1])
+            if total is None:  # every input of this node was cut: it contributes zeros at the node's size
+                ref = states[1]
+                size = [(d + 1) // 2 for d in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
+                total = ref.new_zeros(ref.shape[0], self.c, *size)
             states.append(total)
         nodes = states[2:]
         if self.cell_output == "mean":

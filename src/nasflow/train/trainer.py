@@ -109,9 +109,7 @@ class TrainRun:
         self.train_batches = Batches(arrays.x_train[tr], arrays.y_train[tr], r["batch_size"], mean, std,
                                      augment=True, device=self.device, drop_last=len(tr) > r["batch_size"],
                                      pad=r["crop_padding"], cutout=r["cutout"],
-                                     image_transform=_image_transform(r, info.channels))
-        if not r["flip"] and not r["crop_padding"]:
-            self.train_batches.augment = False
+                                     image_transform=_image_transform(r, info.channels), flip=r["flip"])
         self.test_batches = Batches(arrays.x_test[te], arrays.y_test[te], max(r["batch_size"], 256), mean, std,
                                     augment=False, device=self.device)
         self.n_train, self.n_test = len(tr), len(te)
@@ -175,7 +173,10 @@ class TrainRun:
                 loss = F.cross_entropy(logits, y, label_smoothing=r["label_smoothing"])
                 if aux is not None:
                     loss = loss + r["auxiliary_weight"] * F.cross_entropy(aux, y, label_smoothing=r["label_smoothing"])
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss.detach()))
+            if self.dist.enabled:  # every rank stops together (one alone would leave the rest waiting)
+                finite = self.dist.sum([0.0 if finite else 1.0], self.device)[0] == 0
+            if not finite:
                 raise NasflowError(f"epoch {self.epoch} step {step}: the loss became {float(loss)}; the last good "
                                    f"checkpoint ({self.checkpoint_path}, epoch {self.epoch - 1}) is kept")
             loss.backward()
