@@ -87,9 +87,3 @@ class Batches:
                 x = self.apply_cutout(x, g)
             yield x, self.y[idx]
 
-
-def split_batches(arrays: ImageArrays, name: str, first_idx, second_idx, batch_size: int, device="cpu",
-                  augment_first=True, augment_second=True):
-    mean, std = normalisation(name, arrays.x_train)
-    return (Batches(arrays.x_train[first_idx], arrays.y_train[first_idx], batch_size, mean, std, augment_first, device),
-            Batches(arrays.x_train[second_idx], arrays.y_train[second_idx], batch_size, mean, std, augment_second, device))

@@ -57,17 +57,15 @@ class GoldNas(SearchPolicy):
             for g in net.groups.values():
                 g.alpha.zero_()
         image_size = dataset_info(settings["dataset"]).image_size
-        self.tables = {k: (t / 1e6).float() for k, t in op_macs_table(net, image_size).items()}
+        self.raw_tables = op_macs_table(net, image_size)  # exact MACs, for the discretised count
+        self.tables = {k: (t / 1e6).float() for k, t in self.raw_tables.items()}  # millions, for the loss
         self.fixed = fixed_macs(net, image_size)
         mean = float(torch.cat([t.flatten() for t in self.tables.values()]).mean())
         self.uniform = {k: torch.full_like(t, mean) for k, t in self.tables.items()}
         self.state = {"lambda": 0.0, "dlambda": settings["lambda0"], "t": 0}
         self.n_pruned = 0
         self.pareto: list[tuple[int, object]] = []
-        self.macs = discrete_macs(net, self.tables_raw(), self.fixed)
-
-    def tables_raw(self):
-        return {k: t.double() * 1e6 for k, t in self.tables.items()}
+        self.macs = discrete_macs(net, self.raw_tables, self.fixed)
 
     def make_arch_optimizer(self, params):
         return torch.optim.SGD(params, lr=self.s["a_lr"], momentum=self.s["a_momentum"])
@@ -110,7 +108,7 @@ class GoldNas(SearchPolicy):
 
     def end_epoch(self, net: Supernet) -> None:
         """After the epoch's pruning: Algorithm 1's lambda and t, the Pareto record, the network's MACs."""
-        self.macs = discrete_macs(net, self.tables_raw(), self.fixed)
+        self.macs = discrete_macs(net, self.raw_tables, self.fixed)
         if algorithm1_update(self.state, self.n_pruned, self.s):
             genotype = self.derive(net)
             # A discrete architecture already recorded (nothing pruned since) is not recorded twice.
