@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nasflow.data.archives import ImageArrays
 from nasflow.data.registry import dataset_info
 
 
