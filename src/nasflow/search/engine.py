@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
@@ -60,10 +59,6 @@ def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
                        "split_seed": data.get("split_seed", 0), "weights_fraction": data.get("weights_fraction", 0.5)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _cosine_lr(s: dict, epoch: int) -> float:
-    return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
 
 
 class SearchRun:
@@ -123,7 +118,7 @@ class SearchRun:
         s = self.s
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=s["w_lr"], momentum=s["w_momentum"],
                                      weight_decay=s["w_weight_decay"])
-        self.a_opt = self.policy.make_arch_optimizer(self.net.arch_parameters())
+        self.a_opt = self.policy.make_arch_optimizer(self.policy.arch_parameters(self.net))
 
     # ---- checkpoints ------------------------------------------------------------------------------------
     @property
@@ -169,7 +164,7 @@ class SearchRun:
     def _train_epoch(self, progress: Progress) -> dict:
         net, policy, s = self.net, self.policy, self.s
         net.train()
-        lr = _cosine_lr(s, self.epoch)
+        lr = policy.learning_rate(self.epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
         steps = len(self.train_batches)
@@ -185,7 +180,9 @@ class SearchRun:
             seen += len(y)
             progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
-        policy.end_epoch(net)
+        if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
+            self.w_opt = rebuild_optimizer(self.w_opt, net.weight_parameters())
+            self.a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
 
     def _next_arch_batch(self, step):
@@ -206,7 +203,7 @@ class SearchRun:
                         f"epoch {self.epoch} step {step} (alpha)")
         weights = {k: w.detach() for k, w in policy.weights(net).items()}
         self.w_opt.zero_grad(set_to_none=True)
-        logits = net(x, weights)
+        logits = policy.forward(net, x, weights)
         loss = F.cross_entropy(logits, y)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
@@ -223,7 +220,7 @@ class SearchRun:
         net, policy = self.net, self.policy
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
-        logits = net(x, policy.weights(net))
+        logits = policy.forward(net, x, policy.weights(net))
         loss = F.cross_entropy(logits, y) + policy.regulariser(net)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
@@ -240,7 +237,7 @@ class SearchRun:
         weights = self.policy.weights(self.net)
         loss_sum = wrong = seen = 0
         for x, y in self.val_batches.epoch(None):
-            logits = self.net(x, weights)
+            logits = self.policy.forward(self.net, x, weights)
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             wrong += int((logits.argmax(1) != y).sum())
             seen += len(y)
@@ -313,7 +310,7 @@ class SearchRun:
                 return
 
     def _write_progress_files(self):
-        nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
+        nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS + list(self.policy.extra_columns))
         with nio.atomic_path(self.out / "alphas.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),

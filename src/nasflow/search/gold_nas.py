@@ -106,7 +106,7 @@ class GoldNas(SearchPolicy):
         self.n_pruned = len(pruned)
         return pruned
 
-    def end_epoch(self, net: Supernet) -> None:
+    def end_epoch(self, net: Supernet) -> bool:
         """After the epoch's pruning: Algorithm 1's lambda and t, the Pareto record, the network's MACs."""
         self.macs = discrete_macs(net, self.raw_tables, self.fixed)
         if algorithm1_update(self.state, self.n_pruned, self.s):
@@ -114,6 +114,7 @@ class GoldNas(SearchPolicy):
             # A discrete architecture already recorded (nothing pruned since) is not recorded twice.
             if not self.pareto or self.pareto[-1][1].to_json() != genotype.to_json():
                 self.pareto.append((self.epoch, genotype, self.macs))
+        return False
 
     def finished(self, net: Supernet) -> bool:
         return self.macs <= self.s["flops_min"] * 1e6

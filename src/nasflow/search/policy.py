@@ -25,6 +25,7 @@ class SearchPolicy:
     alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
     one_level = False    # GOLD-NAS: alpha and weights on the same batch, one loss
     stop_reason = "finished"  # what `finished()` means, for search.json
+    extra_columns: tuple[str, ...] = ()  # history.csv columns of this method beyond the engine's
 
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
@@ -38,6 +39,11 @@ class SearchPolicy:
     def updates_alpha(self) -> bool:
         return True
 
+    def learning_rate(self, epoch: int) -> float:
+        """The weights' learning rate for `epoch`: cosine from w_lr to w_lr_min over the search."""
+        s = self.s
+        return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
+
     def record(self) -> dict:
         """Method-specific columns of history.csv (temperature, threshold, phase...)."""
         return {"phase": "search"}
@@ -50,8 +56,18 @@ class SearchPolicy:
         """Added to the loss of a one-level step (GOLD-NAS's FLOPs terms)."""
         return 0.0
 
-    def end_epoch(self, net: Supernet) -> None:
-        """After the epoch's pruning (GOLD-NAS updates lambda and records Pareto points here)."""
+    def end_epoch(self, net: Supernet) -> bool:
+        """After the epoch's pruning (GOLD-NAS updates lambda and records Pareto points here). True when
+        the supernet's parameters changed (PR-DARTS's new pools): the engine rebuilds both optimizers."""
+        return False
+
+    def arch_parameters(self, net: Supernet) -> list:
+        """What the architecture optimizer steps (EnTranNAS-DST adds its thresholds to the alphas)."""
+        return net.arch_parameters()
+
+    def forward(self, net: Supernet, x, weights: dict) -> torch.Tensor:
+        """The supernet's logits; EnTranNAS runs its transit cells on the derived sub-graph here."""
+        return net(x, weights)
 
     def architectures(self, net: Supernet) -> list[tuple]:
         """(epoch, genotype, None) of every architecture the search yields; one by default."""
@@ -65,7 +81,7 @@ class SearchPolicy:
         return {name: self.op_weights(g) for name, g in net.groups.items()}
 
     def arch_loss(self, net: Supernet, x, y) -> torch.Tensor:
-        return F.cross_entropy(net(x, self.weights(net)), y)
+        return F.cross_entropy(self.forward(net, x, self.weights(net)), y)
 
     def arch_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
         """First-order: descend the validation loss in alpha with the weights fixed."""
