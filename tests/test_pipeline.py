@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow,
 
 def _snakemake(workdir, *args, timeout=1800):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
+    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "4", *args], cwd=workdir,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -86,6 +86,14 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     assert (jobs["status"] == "FINISHED").all()
     searches = jobs[jobs["tags.stage"] == "search"]
     assert set(searches["tags.method"]) == {"darts", "asap", "gold-nas"} and searches["metrics.val_error"].notna().all()
+    # four jobs at a time wrote to one sqlite store: every epoch of every job is there
+    client = mlflow.tracking.MlflowClient()
+    for _, run in jobs.iterrows():
+        stage = "search" if run["tags.stage"] == "search" else "train"
+        folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
+                  else pipeline / "results/train" / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
+        epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
+        assert len(client.get_metric_history(run["run_id"], "train_loss")) == epochs, folder
 
 
 def test_a_second_invocation_does_nothing(pipeline):

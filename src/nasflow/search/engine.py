@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasflow import faults
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -204,7 +205,7 @@ class SearchRun:
         weights = {k: w.detach() for k, w in policy.weights(net).items()}
         self.w_opt.zero_grad(set_to_none=True)
         logits = policy.forward(net, x, weights)
-        loss = F.cross_entropy(logits, y)
+        loss = faults.poisoned(F.cross_entropy(logits, y), self.epoch, step)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
@@ -221,7 +222,7 @@ class SearchRun:
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         logits = policy.forward(net, x, policy.weights(net))
-        loss = F.cross_entropy(logits, y) + policy.regulariser(net)
+        loss = faults.poisoned(F.cross_entropy(logits, y) + policy.regulariser(net), self.epoch, step)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
