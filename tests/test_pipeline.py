@@ -115,7 +115,7 @@ def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
     assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
 
 
-def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
+def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, tmp_path):
     import shutil
 
     work = tmp_path / "dvc"
@@ -125,17 +125,34 @@ def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "src" / "nasflow", work / "src" / "nasflow", ignore=shutil.ignore_patterns("__pycache__"))
     dvc = str(Path(sys.executable).with_name("dvc"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=900)
-    assert run("init", "--no-scm", "-q").returncode == 0
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=1500)
+    git = lambda *a: subprocess.run(["git", *a], cwd=work, capture_output=True, text=True, env=env, check=True)
+    git("init", "-q")
+    assert run("init", "-q").returncode == 0
     res = run("repro")  # every stage's Snakemake finds its outputs up to date
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert (work / "dvc.lock").is_file()
     assert "up to date" in run("status").stdout
     params = work / "params.yaml"
-    params.write_text(params.read_text().replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
+    original = params.read_text()
+    params.write_text(original.replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
     status = run("status").stdout
     assert "train:" in status and "search:" not in status and "data:" not in status
+    params.write_text(original)
+
+    # an experiment with one retraining setting changed reruns retraining and tables, not the searches
+    git("add", "-A")
+    git("commit", "-qm", "pipeline")
+    searches = {p: p.stat().st_mtime_ns for p in (work / "results/search").rglob("search.json")}
+    trainings = {p: p.stat().st_mtime_ns for p in (work / "results/train").rglob("metrics.json")}
+    res = run("exp", "run", "-S", "train.recipes.tiny.epochs=1")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in searches} == searches
+    assert all(p.stat().st_mtime_ns != t for p, t in trainings.items())
+    assert all(json.loads(p.read_text())["epochs"] == 1 for p in trainings)
+    assert "train.recipes.tiny.epochs" in run("params", "diff").stdout  # the experiment changed it
 
 
 def test_mlflow_server_filters_runs_by_method_and_dataset(pipeline):

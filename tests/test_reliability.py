@@ -305,6 +305,9 @@ def test_a_killed_pipeline_reruns_with_the_same_command_to_the_same_results(tmp_
         _kill(proc, group=True)
         assert list((work / ".snakemake" / "locks").glob("*.lock")), "Snakemake's lock should be left stale"
     _finish(_pipeline(work), work)  # the same command: no --unlock, no --rerun-incomplete to remember
-    assert (work / "results/table1.csv").read_text() == (ref / "results/table1.csv").read_text()
+    import pandas as pd
+
+    table = lambda d: pd.read_csv(d / "results/table1.csv").drop(columns=["search_gpu_days"])  # measured time
+    pd.testing.assert_frame_equal(table(work), table(ref))
     assert (search / "genotype.json").read_text() == (ref / "results/search/darts/seed0/genotype.json").read_text()
     _no_half_written_files(work / "results")
