@@ -76,8 +76,8 @@ def child_spec(kind: str, spec: OpSpec) -> OpSpec | None:
         return replace(spec, c_mul=_widened(spec.c_mul)) if spec.c_mul else None
     if kind == "insert_layer":
         return replace(spec, c_mul=spec.c_mul + (1,))
-    if kind == "raise_dilation":
-        return replace(spec, dil=spec.dil + 1)
+    if kind == "raise_dilation":  # a dilated 1x1 is the same 1x1
+        return replace(spec, dil=spec.dil + 1) if spec.k > 1 else None
     if kind == "lower_dilation":
         return replace(spec, dil=spec.dil - 1) if spec.dil > 1 else None
     raise NasflowError(f"unknown morphism {kind!r}; known: {', '.join(MORPHISMS)}")
