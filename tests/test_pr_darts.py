@@ -420,3 +420,16 @@ def test_zoo_cells_count_as_published_with_concatenated_outputs(name, published)
     assert round(count_network(genotype, 36, 20)["params_M"], 1) == published
     genotype.cell_output = "mean"
     assert count_network(genotype, 36, 20)["params_M"] < published - 0.8
+
+
+# ---- command line --------------------------------------------------------------------------------------
+
+def test_space_flag_sets_the_pr_darts_space(cli, params_file, tmp_path):
+    res = cli("search", "--method", "pr-darts", "--space", "nowhere", "--params", params_file, "--out", tmp_path / "x",
+              "--no-track")
+    assert res.returncode == 2 and "search.pr-darts.space" in res.stderr and "unrestricted" in res.stderr
+    res = cli("search", "--method", "darts", "--space", "unrestricted", "--params", params_file, "--out", tmp_path / "y",
+              "--no-track")
+    assert res.returncode == 2 and "--space" in res.stderr
+    res = cli("params", "--params", params_file, "--set", "search.pr-darts.space=unrestricted")
+    assert res.returncode == 0 and "unrestricted" in res.stdout
