@@ -87,7 +87,7 @@ def test_morphism_details_grow_centre_widen_leading_insert_back():
     assert child_spec("widen", spec).c_mul == (2, 2, 1)  # the narrowest, the leading one on ties
     widened = morph("widen", spec, parent).module
     assert widened[1][2].weight.shape[:2] == (12, 12)  # layer 1 now writes 2 x 6 channels ...
-    assert float(widened[2][2].weight[:, 6:].abs().sum()) == 0.0  # ... which layer 2 reads with zeros
+    assert float(widened[2][2].weight[:, 6:].detach().abs().sum()) == 0.0  # ... which layer 2 reads with zeros
     inserted = morph("insert_layer", spec, parent)
     assert inserted.spec.c_mul == (2, 1, 1, 1) and len(inserted.module) == 5
     assert child_spec("insert_layer", OpSpec("conv", k=3, dil=1, c_mul=())).c_mul == (1,)
