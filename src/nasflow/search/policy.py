@@ -27,6 +27,11 @@ class SearchPolicy:
     stop_reason = "finished"  # what `finished()` means, for search.json
     extra_columns: tuple[str, ...] = ()  # history.csv columns of this method beyond the engine's
 
+    @classmethod
+    def check_settings(cls, s: dict, where: str) -> None:
+        """Cross-key rules of the method's merged settings `s` (read from `where`, e.g. search.pr-darts);
+        may fill keys the method derives from others (PR-DARTS: epochs from its cycles)."""
+
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
         self.n_candidates = len(net.space.candidates)
@@ -43,6 +48,15 @@ class SearchPolicy:
         """The weights' learning rate for `epoch`: cosine from w_lr to w_lr_min over the search."""
         s = self.s
         return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
+
+    def batch_size(self, step: int, device) -> int | None:
+        """The batch size for training step `step` (from 1) of the epoch; None keeps the current one."""
+        return None
+
+    def files(self) -> dict[str, object]:
+        """Extra JSON files of the run directory (name -> content), rewritten each epoch and logged to
+        MLflow at the end (PR-DARTS's per-cycle pools)."""
+        return {}
 
     def record(self) -> dict:
         """Method-specific columns of history.csv (temperature, threshold, phase...)."""
