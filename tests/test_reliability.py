@@ -164,58 +164,55 @@ def test_truncated_and_absent_datasets_are_refused(cli, params_file, tmp_path):
 
 # ---- kills at seeded moments: the rerun finishes as if nothing happened ---------------------------------
 
-@pytest.fixture(scope="module")
-def reference_search(smoke_params, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "search"
-    res = run_cli(*SEARCH, "--params", smoke_params, "--out", out, *QUIET)
+def _uninterrupted(verb_args, smoke_params, out):
+    res = run_cli(*verb_args, "--params", smoke_params, "--out", out, *QUIET)
     assert res.returncode == 0, res.stderr
     return out
+
+
+def _kill_and_resume(verb_args, smoke_params, out, delay):
+    """Start the run, SIGKILL it `delay` seconds after its first checkpoint, then resume it."""
+    args = [*verb_args, "--params", smoke_params, "--out", out, *QUIET]
+    proc = subprocess.Popen(_cmd(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(proc, _checkpointed(out))
+    time.sleep(delay)
+    assert proc.poll() is None, f"the run finished within {delay:.1f} s of its first checkpoint"
+    _kill(proc)
+    res = run_cli(*args, "--resume")
+    assert res.returncode == 0, res.stderr
+    _no_half_written_files(out)
+
+
+@pytest.fixture(scope="module")
+def reference_search(smoke_params, tmp_path_factory):
+    return _uninterrupted(SEARCH, smoke_params, tmp_path_factory.mktemp("ref") / "search")
 
 
 @pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_search_killed_at_a_seeded_moment_resumes_to_the_same_result(reference_search, smoke_params, tmp_path, seed):
-    delay = random.Random(seed).uniform(0.0, 12.0)  # after the first checkpoint: mid-epoch, mid-write...
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(*SEARCH, "--params", smoke_params, "--out", out, *QUIET), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(proc, _checkpointed(out))
-    time.sleep(delay)
-    assert proc.poll() is None, f"the search finished within {delay:.1f} s of its first checkpoint"
-    _kill(proc)
-    res = run_cli(*SEARCH, "--params", smoke_params, "--out", out, "--resume", *QUIET)
-    assert res.returncode == 0, res.stderr
+    # any moment after the first checkpoint: mid-epoch, mid-write of a checkpoint or a result file
+    _kill_and_resume(SEARCH, smoke_params, out, random.Random(seed).uniform(0.0, 12.0))
     for name in ("genotype.json", "architectures.json"):
         assert json.loads((out / name).read_text()) == json.loads((reference_search / name).read_text())
     with np.load(out / "alphas.npz") as a, np.load(reference_search / "alphas.npz") as b:
         assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
     assert _history_without_timing(out) == _history_without_timing(reference_search)
-    _no_half_written_files(out)
 
 
 @pytest.fixture(scope="module")
 def reference_training(smoke_params, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "train"
-    res = run_cli(*TRAIN, "--params", smoke_params, "--out", out, *QUIET)
-    assert res.returncode == 0, res.stderr
-    return out
+    return _uninterrupted(TRAIN, smoke_params, tmp_path_factory.mktemp("ref") / "train")
 
 
 @pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("seed", [1, 2])
 def test_training_killed_at_a_seeded_moment_resumes_bit_for_bit(reference_training, smoke_params, tmp_path, seed):
-    delay = random.Random(100 + seed).uniform(0.0, 4.0)
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(*TRAIN, "--params", smoke_params, "--out", out, *QUIET), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(proc, _checkpointed(out))
-    time.sleep(delay)
-    assert proc.poll() is None, f"the training finished within {delay:.1f} s of its first checkpoint"
-    _kill(proc)
-    res = run_cli(*TRAIN, "--params", smoke_params, "--out", out, "--resume", *QUIET)
-    assert res.returncode == 0, res.stderr
+    _kill_and_resume(TRAIN, smoke_params, out, random.Random(100 + seed).uniform(0.0, 4.0))
     a = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(reference_training / "checkpoint.pt", weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
