@@ -83,8 +83,13 @@ def test_figures_and_cell_drawings(pipeline):
 def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{pipeline / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["nasflow"])
+    # a client of its own: mlflow.set_tracking_uri would export MLFLOW_TRACKING_URI to every later test's jobs
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{pipeline / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("nasflow").experiment_id
+    runs = pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+                          **{f"tags.{k}": v for k, v in r.data.tags.items()},
+                          **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
+                         for r in client.search_runs([experiment], max_results=1000)])
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
@@ -96,7 +101,6 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     searches = jobs[jobs["tags.stage"] == "search"]
     assert set(searches["tags.method"]) == set(methods) and searches["metrics.val_error"].notna().all()
     # four jobs at a time wrote to one sqlite store: every epoch of every job is there
-    client = mlflow.tracking.MlflowClient()
     for _, run in jobs.iterrows():
         stage = "search" if run["tags.stage"] == "search" else "train"
         folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
@@ -134,7 +138,8 @@ def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, t
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "src" / "nasflow", work / "src" / "nasflow", ignore=shutil.ignore_patterns("__pycache__"))
     dvc = str(Path(sys.executable).with_name("dvc"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t",
+    env = dict({k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
     run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=1500)
     git = lambda *a: subprocess.run(["git", *a], cwd=work, capture_output=True, text=True, env=env, check=True)
