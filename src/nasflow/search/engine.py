@@ -22,12 +22,13 @@ from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
+from nasflow.search.entranas import EnTranNAS, EnTranNASDST
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "entranas": EnTranNAS, "entranas-dst": EnTranNASDST}
 RUN_KEYS = {"methods", "seeds", *METHODS}
 HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
                    "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
@@ -51,7 +52,7 @@ def method_settings(params, method: str) -> dict:
                            "(Theorem 2's rho_t is positive only then)")
     if method == "asap" and "none" in merged["ops"]:
         raise NasflowError("search.asap.ops: ASAP's space has no 'none' op (remove it from the list)")
-    return merged
+    return METHODS[method].settle(merged, method)
 
 
 def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:

@@ -31,6 +31,12 @@ class SearchPolicy:
         self.s = settings
         self.n_candidates = len(net.space.candidates)
 
+    @classmethod
+    def settle(cls, settings: dict, method: str) -> dict:
+        """The method's settings after the common keys were merged: fill what depends on other keys
+        (EnTranNAS's `space` picks `ops`) and refuse combinations the method cannot run, naming the key."""
+        return settings
+
     # ---- per epoch -------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:
         """`epoch` counts from 1."""

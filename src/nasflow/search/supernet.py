@@ -92,10 +92,11 @@ class CandidateSet(nn.Module):
                 cache[s] = self.ops[_slot_key(s)](inner_x)
         return cache
 
-    def mix(self, outputs: dict, weights: torch.Tensor, slots: list[int]) -> torch.Tensor:
+    def mix(self, outputs: dict, weights: torch.Tensor | None, slots: list[int]) -> torch.Tensor:
+        """Weighted sum of the slots' outputs; `weights=None` sums them as they are (a derived cell)."""
         out = None
         for s in slots:
-            y = weights[s] * outputs[s]
+            y = outputs[s] if weights is None else weights[s] * outputs[s]
             out = y if out is None else out + y
         return self.expand(out) if self.expand is not None else out
 
@@ -132,8 +133,9 @@ class SearchCell(nn.Module):
     def candidate_set(self, edge: int) -> CandidateSet:
         return self.sources[self.inputs[edge][1]] if self.sharing else self.edges[edge]
 
-    def forward(self, s0, s1, weights: torch.Tensor, plan: list[list[int]]):
-        """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them."""
+    def forward(self, s0, s1, weights: torch.Tensor | None, plan: list[list[int]]):
+        """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them
+        (`weights=None`: each runs with coefficient 1, as in the evaluation network)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         caches = [{} for _ in range(self.nodes + 2)] if self.sharing else None
         e = 0
@@ -143,7 +145,7 @@ class SearchCell(nn.Module):
                 if plan[e]:
                     cs = self.candidate_set(e)
                     outs = cs.outputs(states[j], plan[e], caches[j] if self.sharing else None)
-                    y = cs.mix(outs, weights[e], plan[e])
+                    y = cs.mix(outs, None if weights is None else weights[e], plan[e])
                     total = y if total is None else total + y
                 e += 1
             if total is None:  # every input of this node was cut: it contributes zeros at the node's size
@@ -298,13 +300,18 @@ class Supernet(nn.Module):
 
     # ---- forward -------------------------------------------------------------------------------------
     def forward(self, x, weights: dict[str, torch.Tensor], plans: dict[str, list[list[int]]] | None = None,
-                cell_plans: dict[int, list[list[int]]] | None = None):
-        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph)."""
+                cell_plans: dict[int, list[list[int]]] | None = None,
+                cell_weights: dict[int, torch.Tensor | None] | None = None):
+        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph);
+        `cell_weights[i]` replaces its group's weights there (None: every op it runs counts once, EnTranNAS
+        eq. 6's transit form)."""
         plans = plans or self.plans
         cell_plans = cell_plans or {}
+        cell_weights = cell_weights or {}
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, weights[cell.group], cell_plans.get(i, plans[cell.group]))
+            w = cell_weights[i] if i in cell_weights else weights[cell.group]
+            s0, s1 = s1, cell(s0, s1, w, cell_plans.get(i, plans[cell.group]))
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     # ---- derivation ----------------------------------------------------------------------------------
@@ -337,11 +344,15 @@ def top_k_per_node(weights: torch.Tensor, allowed: torch.Tensor, nodes: int, k: 
 
 
 def plan_from_choice(choice: list[list[tuple[int, int]]], n_edges: int) -> list[list[int]]:
-    """The plan of a transit cell: each kept edge runs its one chosen op, every other edge is cut."""
+    """The plan of a transit cell: each kept edge runs its chosen ops (one for the top-k rule, any number
+    for EnTranNAS-DST), every other edge is cut."""
     plan = [[] for _ in range(n_edges)]
     for node_edges in choice:
         for edge, slot in node_edges:
-            plan[edge] = [slot]
+            if slot not in plan[edge]:
+                plan[edge].append(slot)
+    for slots in plan:
+        slots.sort()
     return plan
 
 
