@@ -125,6 +125,22 @@ def cmd_train(args) -> None:
           f"after {m['epochs']} epochs ({m['train_seconds']:.1f} s on {m['device']}) -> {args.out}/metrics.json")
 
 
+def cmd_consistency_supernet(args) -> None:
+    from nasflow.search.consistency import supernet_vs_child
+
+    r = supernet_vs_child(_params(args), args.method, args.seed, args.search_dir, args.out)
+    print(f"{args.method} seed {args.seed} (epoch {r['epoch']}, {r['images']} validation images): super-net "
+          f"{r['supernet_accuracy']:.2f}%, child {r['child_accuracy']:.2f}%, drop {r['accuracy_drop']:.2f} -> {args.out}")
+
+
+def cmd_consistency_kendall(args) -> None:
+    from nasflow.search.consistency import kendall_table
+
+    r = kendall_table(args.search_dir, args.train_root, args.dataset, args.out)
+    tau = "undefined (a constant column)" if r["kendall_tau"] is None else f"{r['kendall_tau']:.3f}"
+    print(f"Kendall tau over {r['n']} searched cells ({args.dataset}): {tau} -> {args.out}")
+
+
 def cmd_report(args) -> None:
     from nasflow.report.figures import build_figures
     from nasflow.report.tables import build_tables, write_tables
@@ -205,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
     q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     q.set_defaults(func=cmd_bench_train)
+
+    p = verbs.add_parser("consistency", help="super-net against derived networks (EnTranNAS Tables 1 and 2)")
+    cons = p.add_subparsers(dest="consistency_verb", required=True, metavar="WHAT")
+    q = cons.add_parser("supernet", help="accuracy of a search's super-net against its derived child network")
+    q.add_argument("--method", required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--search-dir", required=True, help="the search's output directory (holds checkpoint.pt)")
+    _settings_flags(q, out=True)
+    q.set_defaults(func=cmd_consistency_supernet)
+    q = cons.add_parser("kendall", help="Kendall's tau between super-net and retrained errors over searched cells")
+    q.add_argument("--search-dir", action="append", required=True, help="a finished search directory (repeat, 2 or more)")
+    q.add_argument("--train-root", default="results/train", help="holds <arch_id>/<dataset>/seed*/metrics.json")
+    q.add_argument("--dataset", default="cifar10")
+    q.add_argument("--out", required=True, help="FILE.json (the rows also go to FILE.csv)")
+    q.set_defaults(func=cmd_consistency_kendall)
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
     p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")

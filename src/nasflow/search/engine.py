@@ -149,6 +149,19 @@ class SearchRun:
         torch.set_rng_state(ckpt["rng"])
         return ckpt
 
+    def restore(self) -> dict:
+        """The data, supernet and policy of a finished (or interrupted) search as its checkpoint left them,
+        for measurements after the search (`nasflow consistency`)."""
+        if not self.checkpoint_path.exists():
+            raise NasflowError(f"{self.checkpoint_path}: no search checkpoint here (run `nasflow search` first)")
+        self._data()
+        self._build()
+        ckpt = self._load()
+        self.epoch = ckpt["epoch"]
+        if self.epoch:
+            self.policy.begin_epoch(self.epoch)
+        return ckpt
+
     # ---- one epoch ----------------------------------------------------------------------------------------
     def _apply_prunes(self, prunes) -> None:
         if not prunes:
