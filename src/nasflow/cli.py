@@ -171,6 +171,22 @@ def cmd_bench_train(args) -> None:
         print(f"  {row['path']:22s} {row['images_per_second']:9.1f} img/s   x{row['ratio_to_eager']:.2f} vs eager")
 
 
+def cmd_bench_search(args) -> None:
+    from nasflow.search.bench import bench_search
+
+    rows = bench_search(args.channels, args.layers, args.batch, args.steps, args.warmup, args.device, args.threads)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    memory = "peak allocated" if device.startswith("cuda") else "peak RSS over the pre-build RSS"
+    print(f"search step (first-order bi-level, 8 ops) of the super-net, C={args.channels}, {args.layers} cells, "
+          f"batch {args.batch} on {device}; {args.steps} timed steps after {args.warmup} warm-up, each rung in its "
+          f"own process; memory = {memory}:")
+    for r in rows:
+        print(f"  {r['rung']:26s} {r['step_seconds']:8.3f} s/step  x{r['time_ratio']:.2f}   {r['peak_MB']:9.1f} MB  "
+              f"x{r['memory_ratio']:.2f}   {r['network_ops']:4d} op modules run per forward")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -221,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
     q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     q.set_defaults(func=cmd_bench_train)
+
+    q = bench.add_parser("search", help="EnTranNAS Table 3: DARTS super-net, + Engine/Transit, + sharing, + bottleneck")
+    q.add_argument("--channels", type=_positive, default=16)
+    q.add_argument("--layers", type=_positive, default=8)
+    q.add_argument("--batch", type=_positive, default=64)
+    q.add_argument("--steps", type=_positive, default=3)
+    q.add_argument("--warmup", type=int, default=1)
+    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    q.set_defaults(func=cmd_bench_search)
 
     p = verbs.add_parser("consistency", help="super-net against derived networks (EnTranNAS Tables 1 and 2)")
     cons = p.add_subparsers(dest="consistency_verb", required=True, metavar="WHAT")
