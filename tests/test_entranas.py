@@ -415,3 +415,20 @@ def test_tiny_search_builds_counts_and_measures_consistency(smoke_params, tmp_pa
         run.net.eval()
         x = torch.randn(2, 3, 32, 32)
         assert child_forward(run.net, plans, x).shape == (2, 10)
+
+
+def test_bottleneck_reduces_per_source_and_expands_per_node():
+    """Section 2.5: one 1x1 conv into C/4 before a state feeds its candidates, one back to C per node."""
+    net = tiny(sharing=True, bottleneck=4)
+    cell = net.cells[0]
+    assert len(cell.expand) == net.space.nodes and len(cell.sources) == net.space.nodes + 1
+    assert all(cs.reduce[1].out_channels == cell.c // 4 for cs in cell.sources)
+    assert all(e[0].in_channels == cell.c // 4 and e[0].out_channels == cell.c for e in cell.expand)
+    seen = []
+    hooks = [e.register_forward_hook(lambda *_: seen.append(1)) for e in cell.expand]
+    policy = EnTranNAS(SETTINGS, net)
+    policy.begin_epoch(1)
+    policy.forward(net, torch.randn(2, 3, 32, 32), policy.weights(net))
+    assert len(seen) == net.space.nodes  # once per node, not once per edge
+    for h in hooks:
+        h.remove()

@@ -8,9 +8,11 @@ the supernet only mixes. What the later methods need is here too:
 - per-edge candidate pools that change during a search (`set_pool`, PR-DARTS), each new op possibly
   inheriting a module built from its parent;
 - feature sharing (`feature_sharing: true`, EnTranNAS eq. 6): an op applied to state j is computed once
-  and reused by every node that reads j, with its own parameters per (state, op);
-- a 1x1 bottleneck before the candidates (`bottleneck: r`: the candidates run at C/r channels, a 1x1
-  conv brings the mixture back to C);
+  and reused by every node that reads j, with its own parameters per (state, op): eq. 6's w_k^(i), one
+  module per source node i and op k, instead of one per edge (i, j) and op;
+- a 1x1 bottleneck before the candidates (`bottleneck: r`, EnTranNAS 2.5: a 1x1 conv takes each source
+  state to C/r channels, the candidates run there, and one 1x1 conv per intermediate node brings the sum
+  of its inputs back to C);
 - transit cells (`forward(..., cell_plans=...)`): cells that run only a derived sub-graph.
 
 Pruning deletes the op's module from every cell of its group, so it leaves the module graph, the
@@ -70,14 +72,13 @@ def candidate_module(spec: OpSpec, c: int, stride: int) -> nn.Module:
 
 
 class CandidateSet(nn.Module):
-    """The candidate modules applied to one input: one per alive slot, behind an optional bottleneck."""
+    """The candidate modules applied to one input: one per alive slot, behind an optional bottleneck
+    (a 1x1 conv to C / r channels that feeds all of them; the cell brings each node back to C)."""
 
     def __init__(self, candidates: list[OpSpec], c: int, stride: int, bottleneck: int):
         super().__init__()
         inner = c // bottleneck
         self.reduce = ReLUConvBN(c, inner, 1, 1, 0, affine=False) if bottleneck > 1 else None
-        self.expand = (nn.Sequential(nn.Conv2d(inner, c, 1, bias=False), nn.BatchNorm2d(c, affine=False))
-                       if bottleneck > 1 else None)
         self.inner, self.stride = inner, stride
         self.ops = nn.ModuleDict({_slot_key(s): candidate_module(spec, inner, stride) for s, spec in enumerate(candidates)})
 
@@ -98,7 +99,7 @@ class CandidateSet(nn.Module):
         for s in slots:
             y = outputs[s] if weights is None else weights[s] * outputs[s]
             out = y if out is None else out + y
-        return self.expand(out) if self.expand is not None else out
+        return out
 
     def remove(self, slot: int) -> list[nn.Parameter]:
         if _slot_key(slot) not in self.ops:
@@ -126,6 +127,10 @@ class SearchCell(nn.Module):
         else:
             self.edges = nn.ModuleList(CandidateSet(space.candidates, c, stride(j), space.bottleneck)
                                        for _, j in self.inputs)
+        # EnTranNAS 2.5: one 1x1 conv per intermediate node brings the C / r mixture back to C channels
+        self.expand = (nn.ModuleList(nn.Sequential(nn.Conv2d(c // space.bottleneck, c, 1, bias=False),
+                                                   nn.BatchNorm2d(c, affine=False)) for _ in range(space.nodes))
+                       if space.bottleneck > 1 else None)
         self.cell_output = space.cell_output
         self.fuse = ReLUConvBN(space.nodes * c, c, 1, 1, 0, affine=False) if space.cell_output == "conv1x1" else None
         self.c_out = space.nodes * c if space.cell_output == "concat" else c
@@ -148,6 +153,8 @@ class SearchCell(nn.Module):
                     y = cs.mix(outs, None if weights is None else weights[e], plan[e])
                     total = y if total is None else total + y
                 e += 1
+            if total is not None and self.expand is not None:
+                total = self.expand[k](total)
             if total is None:  # every input of this node was cut: it contributes zeros at the node's size
                 ref = states[1]
                 size = [(d + 1) // 2 for d in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
