@@ -432,3 +432,35 @@ def test_bottleneck_reduces_per_source_and_expands_per_node():
     assert len(seen) == net.space.nodes  # once per node, not once per edge
     for h in hooks:
         h.remove()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_CIFAR, reason="needs ../shared/datasets")
+def test_dst_search_interrupted_after_an_epoch_resumes_to_the_same_result(smoke_params, tmp_path, monkeypatch):
+    """The thresholds and their Adam moments survive a resume: an interrupted search ends bit for bit
+    where an uninterrupted one does."""
+    import numpy as np
+
+    from nasflow.search import engine
+
+    whole, _ = _search(smoke_params, "entranas-dst", tmp_path / "whole")
+
+    def interrupt(self, epoch, **_):
+        raise KeyboardInterrupt  # after epoch 1's checkpoint was written
+
+    with monkeypatch.context() as m:
+        m.setattr(engine.Progress, "epoch_done", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            _search(smoke_params, "entranas-dst", tmp_path / "cut")
+    assert not (tmp_path / "cut" / "genotype.json").exists()
+    from nasflow.search.engine import SearchRun
+
+    resumed = SearchRun(load_params(smoke_params, None, ["runtime.progress=none"]), "entranas-dst", 0, tmp_path / "cut",
+                        track_runs=False)
+    resumed.run(resume=True)
+    for k, b in whole.policy.betas.items():
+        assert torch.equal(resumed.policy.betas[k].detach(), b.detach())
+    assert json.loads((tmp_path / "cut" / "genotype.json").read_text()) == \
+        json.loads((tmp_path / "whole" / "genotype.json").read_text())
+    with np.load(tmp_path / "cut" / "alphas.npz") as a, np.load(tmp_path / "whole" / "alphas.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
