@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow,
 
 def _snakemake(workdir, *args, timeout=1800):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
+    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "4", *args], cwd=workdir,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -31,9 +31,15 @@ def pipeline(tmp_path_factory):
     return work
 
 
+def _methods(pipeline):
+    from nasflow.settings import load_params
+
+    return load_params(pipeline / "params.yaml")["search"]["methods"]
+
+
 def _searched(pipeline):
     ids = []
-    for method in ("darts", "asap", "gold-nas"):
+    for method in _methods(pipeline):
         ids += [a["id"] for a in json.loads((pipeline / f"results/search/{method}/seed0/architectures.json").read_text())]
     return ids
 
@@ -55,9 +61,10 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     assert ((t1["test_error_mean"] >= 0) & (t1["test_error_mean"] < 100)).all()
     t2 = pd.read_csv(r / "table2.csv")
     assert list(t2.columns) == ["architecture", "fashion-mnist_error", "freiburg_error"]
-    assert sorted(t2["architecture"]) == ["DARTS_V2", "asap-s0-0", "darts-s0-0", "gold-nas-s0-0"]
+    assert sorted(t2["architecture"]) == sorted(["DARTS_V2"] + [f"{m}-s0-0" for m in _methods(pipeline)])
     t3 = pd.read_csv(r / "table3.csv")
     assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
+    assert sorted(t3["method"]) == sorted(_methods(pipeline)) and t3["schedule"].str.len().min() > 10
     pareto = pd.read_csv(r / "pareto.csv")
     assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
     gold = pareto[pareto["method"] == "gold-nas"]
@@ -81,11 +88,21 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
-    assert len(jobs) == 3 + len(_searched(pipeline)) + 4 * 2  # searches, retrainings, 4 cells x 2 transfer datasets
+    methods = _methods(pipeline)
+    # searches, retrainings, (one cell per method + DARTS_V2) x 2 transfer datasets
+    assert len(jobs) == len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     searches = jobs[jobs["tags.stage"] == "search"]
-    assert set(searches["tags.method"]) == {"darts", "asap", "gold-nas"} and searches["metrics.val_error"].notna().all()
+    assert set(searches["tags.method"]) == set(methods) and searches["metrics.val_error"].notna().all()
+    # four jobs at a time wrote to one sqlite store: every epoch of every job is there
+    client = mlflow.tracking.MlflowClient()
+    for _, run in jobs.iterrows():
+        stage = "search" if run["tags.stage"] == "search" else "train"
+        folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
+                  else pipeline / "results/train" / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
+        epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
+        assert len(client.get_metric_history(run["run_id"], "train_loss")) == epochs, folder
 
 
 def test_a_second_invocation_does_nothing(pipeline):
@@ -107,7 +124,7 @@ def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
     assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
 
 
-def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
+def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, tmp_path):
     import shutil
 
     work = tmp_path / "dvc"
@@ -117,17 +134,34 @@ def test_dvc_repro_wraps_the_same_work_and_tracks_settings(pipeline, tmp_path):
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "src" / "nasflow", work / "src" / "nasflow", ignore=shutil.ignore_patterns("__pycache__"))
     dvc = str(Path(sys.executable).with_name("dvc"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=900)
-    assert run("init", "--no-scm", "-q").returncode == 0
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    run = lambda *a: subprocess.run([dvc, *a], cwd=work, capture_output=True, text=True, env=env, timeout=1500)
+    git = lambda *a: subprocess.run(["git", *a], cwd=work, capture_output=True, text=True, env=env, check=True)
+    git("init", "-q")
+    assert run("init", "-q").returncode == 0
     res = run("repro")  # every stage's Snakemake finds its outputs up to date
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert (work / "dvc.lock").is_file()
     assert "up to date" in run("status").stdout
     params = work / "params.yaml"
-    params.write_text(params.read_text().replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
+    original = params.read_text()
+    params.write_text(original.replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))
     status = run("status").stdout
     assert "train:" in status and "search:" not in status and "data:" not in status
+    params.write_text(original)
+
+    # an experiment with one retraining setting changed reruns retraining and tables, not the searches
+    git("add", "-A")
+    git("commit", "-qm", "pipeline")
+    searches = {p: p.stat().st_mtime_ns for p in (work / "results/search").rglob("search.json")}
+    trainings = {p: p.stat().st_mtime_ns for p in (work / "results/train").rglob("metrics.json")}
+    res = run("exp", "run", "-S", "train.recipes.tiny.epochs=1")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in searches} == searches
+    assert all(p.stat().st_mtime_ns != t for p, t in trainings.items())
+    assert all(json.loads(p.read_text())["epochs"] == 1 for p in trainings)
+    assert "train.recipes.tiny.epochs" in run("params", "diff").stdout  # the experiment changed it
 
 
 def test_mlflow_server_filters_runs_by_method_and_dataset(pipeline):
@@ -166,7 +200,7 @@ def test_mlflow_server_filters_runs_by_method_and_dataset(pipeline):
         runs = post("runs/search", {"experiment_ids": [experiment],
                                     "filter": "tags.stage = 'train' and tags.dataset = 'freiburg'"})["runs"]
         assert {r["data"]["tags"][[t["key"] for t in r["data"]["tags"]].index("arch_id")]["value"] for r in runs} == {
-            "DARTS_V2", "darts-s0-0", "asap-s0-0", "gold-nas-s0-0"}
+            "DARTS_V2", *(f"{m}-s0-0" for m in _methods(pipeline))}
         asap = post("runs/search", {"experiment_ids": [experiment],
                                     "filter": "tags.method = 'asap' and tags.dataset = 'cifar10'"})["runs"]
         stages = sorted(next(t["value"] for t in r["data"]["tags"] if t["key"] == "stage") for r in asap)

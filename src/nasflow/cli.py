@@ -106,6 +106,10 @@ def cmd_data_prepare(args) -> None:
 def cmd_search(args) -> None:
     from nasflow.search.engine import SearchRun
 
+    if args.space is not None:
+        if args.method != "pr-darts":
+            raise NasflowError(f"--space is PR-DARTS's morphism space; method {args.method!r} has none")
+        args.overrides = [*args.overrides, f"search.pr-darts.space={args.space}"]
     params = _params(args)
     result = SearchRun(params, args.method, args.seed, args.out, track_runs=not args.no_track).run(resume=args.resume, replace_stale=args.replace_stale)
     print(f"{args.method} seed {args.seed}: {result['epochs']} epochs in {result['seconds']:.1f} s on "
@@ -213,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
-    p.add_argument("--method", required=True, help="darts, asap, gold-nas, entranas or entranas-dst")
+    p.add_argument("--method", required=True, help="darts, asap, gold-nas, pr-darts, entranas or entranas-dst")
+    p.add_argument("--space", default=None, help="pr-darts: the morphism space, a name under search.pr-darts.spaces "
+                   "(darts-like, depth-restricted, unrestricted); short for --set search.pr-darts.space=NAME")
     _long_run_flags(p)
     p.set_defaults(func=cmd_search)
 

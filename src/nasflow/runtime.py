@@ -74,6 +74,10 @@ def prepare_run_dir(out: Path, checkpoint: Path, fingerprint: str, resume: bool,
     """Before a search or training starts: refuse to overwrite an earlier run's checkpoint unless asked
     to resume it, set aside one made with other settings when the pipeline says so, clean up the
     temporaries of a killed write, and take the job's thread count."""
+    from nasflow.locks import hold_run_dir
+
+    out.mkdir(parents=True, exist_ok=True)
+    hold_run_dir(out, what)
     if resume and replace_stale:
         set_aside_stale(checkpoint, fingerprint)
     if checkpoint.exists() and not resume:

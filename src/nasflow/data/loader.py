@@ -68,13 +68,18 @@ class Batches:
         return x * (~inside).unsqueeze(1).to(x.dtype)
 
     def epoch(self, g: torch.Generator | None, shard: tuple[int, int] = (0, 1)):
-        """Global batches in a seeded order; under torchrun each of `world` ranks takes every world-th
-        image of each batch (`shard = (rank, world)`), so the recipe's batch size is the global one."""
+        """Global batches in a seeded order, each of the size `batch_size` has when it is drawn; under
+        torchrun each of `world` ranks takes every world-th image of each batch (`shard = (rank, world)`),
+        so the recipe's batch size is the global one."""
         n = len(self.y)
         rank, world = shard
         order = torch.randperm(n, generator=g).to(self.y.device) if g is not None else torch.arange(n, device=self.y.device)
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size][rank::world]
+        start = 0
+        # `batch_size` is read afresh for every batch: a search may change it between steps (PR-DARTS
+        # sizes its batches to the accelerator's memory); with a fixed size this is the plain slicing.
+        while start < n and not (self.drop_last and n - start < self.batch_size):
+            idx = order[start:start + self.batch_size][rank::world]
+            start += self.batch_size
             x = self.x[idx]
             if self.image_transform is not None:
                 x = torch.stack([self.image_transform(img) for img in x])

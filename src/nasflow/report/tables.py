@@ -47,6 +47,9 @@ def _schedule(params, method: str) -> str:
         return f"{s.get('order', 'first')} order, prune once at the end"
     if method == "gold-nas":
         return f"one level, FLOPs-regularised gradual pruning (mu={s['mu']}, n0={s['n0']}, to {s['flops_min']} M)"
+    if method == "pr-darts":
+        return (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
+                f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds")
     return method
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasflow import faults
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -25,10 +26,12 @@ from nasflow.search.darts import Darts
 from nasflow.search.entranas import EnTranNAS, EnTranNASDST
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
+from nasflow.search.pr_darts import PrDarts
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "entranas": EnTranNAS, "entranas-dst": EnTranNASDST}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "pr-darts": PrDarts, "entranas": EnTranNAS,
+           "entranas-dst": EnTranNASDST}
 RUN_KEYS = {"methods", "seeds", *METHODS}
 HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
                    "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
@@ -138,6 +141,7 @@ class SearchRun:
     def _load(self) -> dict:
         ckpt = load_checkpoint(self.checkpoint_path, self.device, CHECKPOINT_VERSION, self.fingerprint)
         try:
+            self.net.restore_pools(ckpt["model"])  # pools changed by the search need their modules first
             self.net.apply_alive({k: v.to(self.device) for k, v in ckpt["alive"].items()})
             self.net.load_state_dict(ckpt["model"])
         except (RuntimeError, KeyError) as exc:
@@ -181,23 +185,34 @@ class SearchRun:
         lr = policy.learning_rate(self.epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
-        steps = len(self.train_batches)
         train_iter = self.train_batches.epoch(epoch_generator(self.seed, self.epoch, 0))
         self._arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 1))
         loss_sum = wrong = seen = 0
-        for step in range(1, steps + 1):
-            x, y = next(train_iter)
+        step = 0
+        while True:  # the policy may change the batch size between steps, and with it the step count
+            step += 1
+            self._set_batch_size(step)
+            try:
+                x, y = next(train_iter)
+            except StopIteration:
+                break
             step_fn = self._one_level_step if policy.one_level else self._bilevel_step
             loss, logits = step_fn(x, y, step)
             loss_sum += float(loss) * len(y)
             wrong += int((logits.argmax(1) != y).sum())
             seen += len(y)
+            steps = step + (len(self.train_batches.y) - seen) // self.train_batches.batch_size  # at the current size
             progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
         if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
             self.w_opt = rebuild_optimizer(self.w_opt, net.weight_parameters())
             self.a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
+
+    def _set_batch_size(self, step: int) -> None:
+        size = self.policy.batch_size(step, self.device)
+        if size is not None:
+            self.train_batches.batch_size = self.arch_batches.batch_size = size
 
     def _next_arch_batch(self, step):
         try:
@@ -218,7 +233,7 @@ class SearchRun:
         weights = {k: w.detach() for k, w in policy.weights(net).items()}
         self.w_opt.zero_grad(set_to_none=True)
         logits = policy.forward(net, x, weights)
-        loss = F.cross_entropy(logits, y)
+        loss = faults.poisoned(F.cross_entropy(logits, y), self.epoch, step)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
@@ -235,7 +250,7 @@ class SearchRun:
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         logits = policy.forward(net, x, policy.weights(net))
-        loss = F.cross_entropy(logits, y) + policy.regulariser(net)
+        loss = faults.poisoned(F.cross_entropy(logits, y) + policy.regulariser(net), self.epoch, step)
         self._check(loss.detach(), f"epoch {self.epoch} step {step}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
@@ -329,6 +344,8 @@ class SearchRun:
             with open(tmp, "wb") as fh:
                 np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),
                          groups=np.array(list(self.net.groups)), **self.alphas)
+        for name, content in self.policy.files().items():
+            nio.write_json(self.out / name, content)
 
     def _finish(self) -> dict:
         s = self.s
@@ -352,7 +369,7 @@ class SearchRun:
         nio.write_json(self.out / "search.json", summary)
         self._write_progress_files()
         self.tracker.log_metrics({"search_seconds": self.seconds, **{f"final_{k}": v for k, v in counts.items()}})
-        for name in ("genotype.json", "architectures.json", "search.json", "history.csv"):
+        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", *self.policy.files()):
             self.tracker.log_artifact(self.out / name)
         self.tracker.set_tags({"arch_id": genotype.name})
         return {"genotype": genotype, **summary, **counts}

@@ -34,7 +34,8 @@ class SearchPolicy:
     @classmethod
     def settle(cls, settings: dict, method: str) -> dict:
         """The method's settings after the common keys were merged: fill what depends on other keys
-        (EnTranNAS's `space` picks `ops`) and refuse combinations the method cannot run, naming the key."""
+        (EnTranNAS's `space` picks `ops`, PR-DARTS's cycles set `epochs`) and refuse combinations the method
+        cannot run, naming the key."""
         return settings
 
     # ---- per epoch -------------------------------------------------------------------------------------
@@ -49,6 +50,15 @@ class SearchPolicy:
         """The weights' learning rate for `epoch`: cosine from w_lr to w_lr_min over the search."""
         s = self.s
         return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
+
+    def batch_size(self, step: int, device) -> int | None:
+        """The batch size for training step `step` (from 1) of the epoch; None keeps the current one."""
+        return None
+
+    def files(self) -> dict[str, object]:
+        """Extra JSON files of the run directory (name -> content), rewritten each epoch and logged to
+        MLflow at the end (PR-DARTS's per-cycle pools)."""
+        return {}
 
     def record(self) -> dict:
         """Method-specific columns of history.csv (temperature, threshold, phase...)."""

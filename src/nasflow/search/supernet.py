@@ -108,6 +108,9 @@ class CandidateSet(nn.Module):
         del self.ops[_slot_key(slot)]
         return list(module.parameters())
 
+    def module(self, slot: int) -> nn.Module:
+        return self.ops[_slot_key(slot)]
+
     def put(self, slot: int, module: nn.Module) -> None:
         self.ops[_slot_key(slot)] = module
 
@@ -280,6 +283,18 @@ class Supernet(nn.Module):
             grp.alive = alive
             grp.frozen = torch.zeros(len(grp.pools), width, device=device)
         self.refresh_plans()
+
+    def restore_pools(self, state: dict) -> None:
+        """Give every edge the pool a checkpoint's `state` (a state_dict) was saved with, in fresh modules,
+        so that its weights load (pools that changed during the search, PR-DARTS)."""
+        for name, g in self.groups.items():
+            extra = state.get(f"groups.{name}._extra_state")
+            if extra is None:
+                continue
+            pools = [[parse_op(op) for op in pool] for pool in extra["pools"]]
+            for edge, pool in enumerate(pools):
+                if pool != g.pools[edge]:
+                    self.set_pool(name, edge, pool)
 
     def apply_alive(self, alive: dict[str, torch.Tensor]):
         """Rebuild the pruned structure of a checkpoint before loading its weights."""

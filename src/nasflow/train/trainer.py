@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasflow import faults
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -173,6 +174,7 @@ class TrainRun:
                 loss = F.cross_entropy(logits, y, label_smoothing=r["label_smoothing"])
                 if aux is not None:
                     loss = loss + r["auxiliary_weight"] * F.cross_entropy(aux, y, label_smoothing=r["label_smoothing"])
+            loss = faults.poisoned(loss, self.epoch, step)
             finite = bool(torch.isfinite(loss.detach()))
             if self.dist.enabled:  # every rank stops together (one alone would leave the rest waiting)
                 finite = self.dist.sum([0.0 if finite else 1.0], self.device)[0] == 0

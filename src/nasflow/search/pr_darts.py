@@ -1,0 +1,346 @@
+"""PR-DARTS, prune-and-replace DARTS (Laube and Zell 2019, "Prune and Replace NAS"); not the
+path-regularised DARTS that shares the acronym.
+
+Cycles (3.1, 3.2.2, Table 1). The search is a list of short DARTS searches (`cycles` in params.yaml:
+epochs, grace epochs, morphisms, candidates). Each edge of each cell type has its own candidate pool,
+starting from max and avg pool 3x3, identity (factorized reduce at stride 2) and one single-layer
+separable 3x3 conv (4.1). A cycle begins with grace epochs that train the weights only (so that ops that
+are harder to learn, and children that are not true morphisms, are not judged before they have
+trained), then trains alpha and the weights bi-level as DARTS, first order. At its end, on every edge:
+
+1. prune: keep the `candidates - morphisms` ops of largest softmax(alpha), with at least one conv
+   among them until the last cycle, so that a parent can always be morphed;
+2. replace: draw `morphisms` parents by softmax over the survivors' alpha, morph each with a morphism
+   drawn uniformly from those its space allows (`space/morphisms.py`, Table 2); a child that is or
+   was in this edge's pool is redrawn, and accepted again only when `max_draws` draws found nothing new;
+3. children inherit their parents' weights (every cell of the group morphs its own module), kept
+   ops keep theirs, and alpha is reset to zeros.
+
+Schedule (4.1). The weights' learning rate is annealed by cosine from w_lr to w_lr_min (0.01) within
+each cycle and restarts at w_lr with the next. Alpha: Adam, 6e-4, betas (0.5, 0.999), wd 1e-3. Cells
+output the mean of their nodes (3.1).
+
+Batch size (3.3). Reset to bmin at every cycle; on CUDA, every `check_every` steps, the peak memory of
+the last steps gives the memory per image (above what stays allocated between steps), and the batch
+becomes the largest bmin + n * bmult <= bmax expected to stay under `threshold` of the device's
+memory. On the CPU it stays at bmin.
+
+Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity (two ops of different
+types (identity, pool, conv) are 0 alike; otherwise (1 + k) / (1 + n) for k of their n configuration
+parameters equal, expansions partly equal; averaged over the pairs of an edge, then over edges), and
+the ratios of op types, in history.csv and MLflow.
+
+Derivation. After the last cycle every edge holds one op; each node keeps the two incoming edges whose
+op had the largest weight on its edge before that last pruning (the DARTS rule), in the general genotype
+form, so cells may hold ops no fixed list names (7x7 kernels, single-layer or expanded convs).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from nasflow.errors import NasflowError
+from nasflow.search.policy import SearchPolicy, masked_softmax
+from nasflow.search.supernet import Supernet, top_k_per_node
+from nasflow.space.morphisms import Limits, available, child_spec, morph
+from nasflow.space.ops import POOLS, OpSpec, parse_op
+
+OP_TYPES = ("conv", "pool", "skip")
+
+
+# ---- statistics (section 4.2) ------------------------------------------------------------------------
+
+def op_type(spec: OpSpec) -> str:
+    if spec.name in POOLS:
+        return "pool"
+    if spec.is_identity:
+        return "skip"
+    return "conv" if spec.parametric else spec.name
+
+
+def _expansion_likeness(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Expansions are partly alike: the share of positions with equal multiples (1 when both are none)."""
+    longest = max(len(a), len(b))
+    return 1.0 if longest == 0 else sum(x == y for x, y in zip(a, b)) / longest
+
+
+def similarity(a: OpSpec, b: OpSpec) -> float:
+    kind = op_type(a)
+    if kind != op_type(b):
+        return 0.0
+    if kind == "pool":  # one parameter: the pool type
+        return (1 + (a.name == b.name)) / 2
+    if kind == "conv":  # kernel size, dilation, expansions
+        return (1 + (a.k == b.k) + (a.dil == b.dil) + _expansion_likeness(a.c_mul, b.c_mul)) / 4
+    return 1.0  # identities have no parameters
+
+
+def pool_similarity(pool: list[OpSpec]) -> float:
+    pairs = list(itertools.combinations(pool, 2))
+    return sum(similarity(a, b) for a, b in pairs) / len(pairs) if pairs else float("nan")
+
+
+def pool_stats(pools: dict[str, list[list[OpSpec]]]) -> dict:
+    """history.csv's per-cycle columns: similarity per cell type, op-type ratios over both, pool sizes."""
+    out = {}
+    for name, edges in pools.items():
+        values = [v for v in map(pool_similarity, edges) if not math.isnan(v)]
+        out[f"similarity_{name}"] = sum(values) / len(values) if values else float("nan")
+    ops = [op for edges in pools.values() for pool in edges for op in pool]
+    for kind in OP_TYPES:
+        out[f"ratio_{kind}"] = sum(op_type(op) == kind for op in ops) / len(ops)
+    out["pool_size"] = len(ops) / sum(len(edges) for edges in pools.values())
+    return out
+
+
+# ---- batch size (section 3.3) --------------------------------------------------------------------------
+
+def fitting_batch_size(current: int, resident: float, peak: float, total: float, s: dict) -> int:
+    """The largest bmin + n * bmult (at most bmax) whose memory, linear in the batch size from what one
+    step at `current` took above the `resident` bytes, stays under `threshold` of `total`."""
+    per_image = max(peak - resident, 1.0) / current
+    room = s["threshold"] * total - resident
+    n = math.floor((room / per_image - s["bmin"]) / s["bmult"]) if room > 0 else 0
+    return int(min(max(s["bmin"] + max(n, 0) * s["bmult"], s["bmin"]), s["bmax"]))
+
+
+# ---- the policy ------------------------------------------------------------------------------------------
+
+class PrDarts(SearchPolicy):
+    name = "pr-darts"
+    alpha_first = True
+    stop_reason = "last cycle"
+    extra_columns = ("cycle", "cycle_epoch", "batch_size", "pool_size", "n_morphed", "n_exact",
+                     "similarity_normal", "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip")
+
+    @classmethod
+    def settle(cls, settings: dict, method: str) -> dict:
+        s = dict(settings)
+        cls.check_settings(s, f"search.{method}")
+        return s
+
+    @classmethod
+    def check_settings(cls, s: dict, where: str) -> None:
+        """Table 2's limits and Table 1's cycles are consistent; `epochs` and `batch_size` follow from them."""
+        if s["space"] not in s["spaces"]:
+            raise NasflowError(f"{where}.space: {s['space']!r} is not one of {where}.spaces "
+                               f"({', '.join(s['spaces'])})")
+        for name, lim in s["spaces"].items():
+            for low, high in (("k_min", "k_max"), ("dil_min", "dil_max")):
+                if lim[low] > lim[high]:
+                    raise NasflowError(f"{where}.spaces.{name}.{low} ({lim[low]}) exceeds {high} ({lim[high]})")
+            for key in ("k_min", "k_max"):
+                if lim[key] % 2 == 0:
+                    raise NasflowError(f"{where}.spaces.{name}.{key} must be odd, got {lim[key]}")
+        cycles = s["cycles"]
+        for i, c in enumerate(cycles):
+            if c["grace"] >= c["epochs"]:
+                raise NasflowError(f"{where}.cycles.{i}.grace ({c['grace']}) must be below its epochs "
+                                   f"({c['epochs']}): alpha must train before the pruning")
+            if c["morphisms"] >= c["candidates"]:
+                raise NasflowError(f"{where}.cycles.{i}.morphisms ({c['morphisms']}) must be below its "
+                                   f"candidates ({c['candidates']}): at least one op survives the pruning")
+        if cycles[-1]["candidates"] != 1 or cycles[-1]["morphisms"] != 0:
+            raise NasflowError(f"{where}.cycles.{len(cycles) - 1}: the last cycle must end with candidates 1 "
+                               f"and morphisms 0 (one op per edge)")
+        if s["bmin"] > s["bmax"]:
+            raise NasflowError(f"{where}.bmin ({s['bmin']}) exceeds bmax ({s['bmax']})")
+        if s["feature_sharing"]:
+            raise NasflowError(f"{where}.feature_sharing: per-edge pools need each edge's own modules (false)")
+        limits = Limits(**s["spaces"][s["space"]])
+        convs = [parse_op(op) for op in s["ops"] if parse_op(op).parametric]
+        if not convs or not all(limits.allows(c) for c in convs):
+            raise NasflowError(f"{where}.ops: the initial pool needs a parametric conv within the "
+                               f"{s['space']} limits, got {s['ops']}")
+        # Derived: the cycles fix the length of the search, and the batch starts at bmin.
+        s["epochs"] = sum(c["epochs"] for c in cycles)
+        s["batch_size"] = s["bmin"]
+
+    def __init__(self, settings: dict, net: Supernet):
+        super().__init__(settings, net)
+        self.cycles = settings["cycles"]
+        self.limits = Limits(**settings["spaces"][settings["space"]])
+        self.ends = list(itertools.accumulate(c["epochs"] for c in self.cycles))
+        self.seed = torch.initial_seed()  # the engine seeds torch with the run's seed before building
+        with torch.no_grad():  # every cycle, the first included, starts with equal weights
+            for g in net.groups.values():
+                g.alpha.zero_()
+        self.seen = {self._key(name, e): [op.label() for op in pool]
+                     for name, g in net.groups.items() for e, pool in enumerate(g.pools)}
+        self.log: list[dict] = []        # one entry per finished cycle, for pools.json
+        self.final: dict | None = None   # per group, each edge's op weight before the last pruning
+        self.batch = settings["bmin"]
+        self.current = {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
+        self.stats = pool_stats(self._pools(net))
+        self.changes = {"n_pruned": 0, "n_morphed": 0, "n_exact": 0}
+        self.begin_epoch(1)
+
+    @staticmethod
+    def _key(group: str, edge: int) -> str:
+        return f"{group}/{edge}"
+
+    @staticmethod
+    def _pools(net: Supernet) -> dict[str, list[list[OpSpec]]]:
+        return {name: [list(p) for p in g.pools] for name, g in net.groups.items()}
+
+    # ---- schedule ----------------------------------------------------------------------------------------
+    def cycle_of(self, epoch: int) -> tuple[int, int]:
+        """(cycle, epoch within it), both from 1."""
+        for i, end in enumerate(self.ends):
+            if epoch <= end:
+                return i + 1, epoch - (end - self.cycles[i]["epochs"])
+        raise NasflowError(f"epoch {epoch} is past the last cycle (epoch {self.ends[-1]})")
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        self.cycle, self.cycle_epoch = self.cycle_of(epoch)
+        self.stage = self.cycles[self.cycle - 1]
+
+    def updates_alpha(self) -> bool:
+        return self.cycle_epoch > self.stage["grace"]
+
+    def learning_rate(self, epoch: int) -> float:
+        """Cosine from w_lr to the floor w_lr_min within each cycle; warm restart at the next."""
+        cycle, at = self.cycle_of(epoch)
+        length = self.cycles[cycle - 1]["epochs"]
+        s = self.s
+        return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (at - 1) / length))
+
+    def batch_size(self, step: int, device) -> int:
+        s = self.s
+        if step == 1 and self.cycle_epoch == 1:
+            self.batch = s["bmin"]
+            self._reset_peak(device)
+        elif device.type == "cuda" and step % s["check_every"] == 1 and step > 1:
+            # Between steps only what persists (weights, optimizer state, gradients) is allocated; the
+            # peak of the last steps adds one step's activations at the current batch size.
+            peak = torch.cuda.max_memory_allocated(device)
+            resident = torch.cuda.memory_allocated(device)
+            total = torch.cuda.mem_get_info(device)[1]
+            self.batch = fitting_batch_size(self.batch, resident, peak, total, s)
+            self._reset_peak(device)
+        return self.batch
+
+    @staticmethod
+    def _reset_peak(device) -> None:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    # ---- prune and replace -------------------------------------------------------------------------------
+    def end_epoch(self, net: Supernet) -> bool:
+        self.stats = pool_stats(self._pools(net))  # of the pools this epoch trained
+        self.changes = {"n_pruned": 0, "n_morphed": 0, "n_exact": 0}
+        if self.cycle_epoch < self.stage["epochs"]:
+            return False
+        self._prune_and_replace(net)
+        return True
+
+    def _survivors(self, pool: list[OpSpec], weights: torch.Tensor, keep: int, last: bool) -> list[int]:
+        order = sorted(range(len(pool)), key=lambda s: (-float(weights[s]), s))
+        kept = order[:keep]
+        if not last and not any(pool[s].parametric for s in kept):
+            convs = [s for s in order if pool[s].parametric]
+            if convs:  # a conv stays until the last cycle, so that there is always a parent to morph
+                kept[-1] = convs[0]
+        return sorted(kept)
+
+    def _draw_child(self, pool: list[OpSpec], kept: list[int], weights: torch.Tensor, taken: set[str],
+                    seen: set[str], gen: torch.Generator):
+        """(parent slot, morphism, child spec) or None. Only parents with a morphism left in the space are
+        drawn: redrawing until one is found, as the paper does, is the same distribution."""
+        parents = [s for s in kept if available(pool[s], self.limits)]
+        if not parents:
+            return None
+        p = torch.stack([weights[s] for s in parents]).double().clamp_min(1e-12)
+        fallback = None
+        for _ in range(self.s["max_draws"]):
+            slot = parents[int(torch.multinomial(p, 1, generator=gen))]
+            kinds = available(pool[slot], self.limits)
+            kind = kinds[int(torch.randint(len(kinds), (1,), generator=gen))]
+            spec = child_spec(kind, pool[slot])
+            if spec.label() in taken:
+                continue
+            if spec.label() not in seen:
+                return slot, kind, spec
+            fallback = fallback or (slot, kind, spec)  # was in this pool once, but not now
+        return fallback
+
+    def _prune_and_replace(self, net: Supernet) -> None:
+        last = self.cycle == len(self.cycles)
+        stage = self.stage
+        keep = stage["candidates"] - stage["morphisms"]
+        gen = torch.Generator().manual_seed((self.seed * 1000 + self.cycle) % 2 ** 63)
+        # Every set_pool resets alpha, so the weights are read for all edges first.
+        weights = {name: masked_softmax(g.alpha.detach(), g.alive).cpu() for name, g in net.groups.items()}
+        entry = {"cycle": self.cycle, "epochs": [self.ends[self.cycle - 1] - stage["epochs"] + 1, self.ends[self.cycle - 1]],
+                 "pools": {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()},
+                 "weights": {name: w.tolist() for name, w in weights.items()}, **self.stats, "morphs": []}
+        if last:
+            self.final = {name: [float(w[e].max()) for e in range(len(net.groups[name].pools))]
+                          for name, w in weights.items()}
+        for name, g in net.groups.items():
+            for edge, pool in enumerate(list(g.pools)):
+                self._replace_on_edge(net, name, edge, pool, weights[name][edge], keep, stage["morphisms"], last,
+                                      gen, entry["morphs"])
+        self.log.append(entry)
+        self.current = {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
+
+    def _replace_on_edge(self, net, name, edge, pool, weights, keep, n_morphs, last, gen, morphs) -> None:
+        kept = self._survivors(pool, weights, keep, last)
+        cells = net.cells_of(name)
+        new_pool = [pool[s] for s in kept]
+        modules = {i: [cell.candidate_set(edge).module(s) for cell in cells] for i, s in enumerate(kept)}
+        seen = set(self.seen[self._key(name, edge)])
+        for _ in range(n_morphs):
+            drawn = self._draw_child(pool, kept, weights, {op.label() for op in new_pool}, seen, gen)
+            if drawn is None:
+                break
+            slot, kind, spec = drawn
+            children = [morph(kind, pool[slot], cell.candidate_set(edge).module(slot)) for cell in cells]
+            modules[len(new_pool)] = [c.module for c in children]
+            new_pool.append(spec)
+            seen.add(spec.label())
+            exact = children[0].exact
+            self.changes["n_morphed"] += 1
+            self.changes["n_exact"] += int(exact)
+            morphs.append({"group": name, "edge": edge, "parent": pool[slot].to_json(), "morphism": kind,
+                           "child": spec.to_json(), "exact": exact})
+        self.changes["n_pruned"] += len(pool) - len(kept)
+        self.seen[self._key(name, edge)] = sorted(seen)
+        net.set_pool(name, edge, new_pool, modules)
+
+    # ---- records -----------------------------------------------------------------------------------------
+    def record(self) -> dict:
+        return {"phase": "search" if self.updates_alpha() else "grace", "cycle": self.cycle,
+                "cycle_epoch": self.cycle_epoch, "batch_size": self.batch, **self.stats, **self.changes}
+
+    def files(self) -> dict[str, object]:
+        return {"pools.json": {"space": self.s["space"], "limits": self.s["spaces"][self.s["space"]],
+                               "cycles": self.log, "current": self.current}}
+
+    def finished(self, net: Supernet) -> bool:
+        return self.final is not None
+
+    def derive(self, net: Supernet):
+        """Top-2 incoming edges per node; after the last cycle by the weight each edge's op had before the
+        last pruning (alone on its edge, its weight now says nothing)."""
+        choice = {}
+        for name, g in net.groups.items():
+            w = masked_softmax(g.alpha.detach(), g.alive)
+            if self.final is not None:
+                w = torch.zeros_like(w)
+                w[:, 0] = torch.tensor(self.final[name], device=w.device)
+            choice[name] = top_k_per_node(w, g.alive, net.space.nodes, k=2)
+        return net.genotype_from_choice(choice, cell_output=self.s["derived_cell_output"])
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"seen": self.seen, "log": self.log, "final": self.final, "batch": self.batch,
+                "stats": self.stats, "changes": self.changes, "current": self.current}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seen, self.log, self.final = state["seen"], state["log"], state["final"]
+        self.batch, self.stats, self.changes = state["batch"], state["stats"], state["changes"]
+        self.current = state["current"]
