@@ -129,6 +129,22 @@ def cmd_train(args) -> None:
           f"after {m['epochs']} epochs ({m['train_seconds']:.1f} s on {m['device']}) -> {args.out}/metrics.json")
 
 
+def cmd_consistency_supernet(args) -> None:
+    from nasflow.search.consistency import supernet_vs_child
+
+    r = supernet_vs_child(_params(args), args.method, args.seed, args.search_dir, args.out)
+    print(f"{args.method} seed {args.seed} (epoch {r['epoch']}, {r['images']} validation images): super-net "
+          f"{r['supernet_accuracy']:.2f}%, child {r['child_accuracy']:.2f}%, drop {r['accuracy_drop']:.2f} -> {args.out}")
+
+
+def cmd_consistency_kendall(args) -> None:
+    from nasflow.search.consistency import kendall_table
+
+    r = kendall_table(args.search_dir, args.train_root, args.dataset, args.out)
+    tau = "undefined (a constant column)" if r["kendall_tau"] is None else f"{r['kendall_tau']:.3f}"
+    print(f"Kendall tau over {r['n']} searched cells ({args.dataset}): {tau} -> {args.out}")
+
+
 def cmd_report(args) -> None:
     from nasflow.report.figures import build_figures
     from nasflow.report.tables import build_tables, write_tables
@@ -159,6 +175,22 @@ def cmd_bench_train(args) -> None:
         print(f"  {row['path']:22s} {row['images_per_second']:9.1f} img/s   x{row['ratio_to_eager']:.2f} vs eager")
 
 
+def cmd_bench_search(args) -> None:
+    from nasflow.search.bench import bench_search
+
+    rows = bench_search(args.channels, args.layers, args.batch, args.steps, args.warmup, args.device, args.threads)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    memory = "peak allocated" if device.startswith("cuda") else "peak RSS over the pre-build RSS"
+    print(f"search step (first-order bi-level, 8 ops) of the super-net, C={args.channels}, {args.layers} cells, "
+          f"batch {args.batch} on {device}; {args.steps} timed steps after {args.warmup} warm-up, each rung in its "
+          f"own process; memory = {memory}:")
+    for r in rows:
+        print(f"  {r['rung']:26s} {r['step_seconds']:8.3f} s/step  x{r['time_ratio']:.2f}   {r['peak_MB']:9.1f} MB  "
+              f"x{r['memory_ratio']:.2f}   {r['network_ops']:4d} op modules run per forward")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -185,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
-    p.add_argument("--method", required=True, help="darts, asap, gold-nas or pr-darts")
+    p.add_argument("--method", required=True, help="darts, asap, gold-nas, pr-darts, entranas or entranas-dst")
     p.add_argument("--space", default=None, help="pr-darts: the morphism space, a name under search.pr-darts.spaces "
                    "(darts-like, depth-restricted, unrestricted); short for --set search.pr-darts.space=NAME")
     _long_run_flags(p)
@@ -211,6 +243,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
     q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     q.set_defaults(func=cmd_bench_train)
+
+    q = bench.add_parser("search", help="EnTranNAS Table 3: DARTS super-net, + Engine/Transit, + sharing, + bottleneck")
+    q.add_argument("--channels", type=_positive, default=16)
+    q.add_argument("--layers", type=_positive, default=8)
+    q.add_argument("--batch", type=_positive, default=64)
+    q.add_argument("--steps", type=_positive, default=3)
+    q.add_argument("--warmup", type=int, default=1)
+    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    q.set_defaults(func=cmd_bench_search)
+
+    p = verbs.add_parser("consistency", help="super-net against derived networks (EnTranNAS Tables 1 and 2)")
+    cons = p.add_subparsers(dest="consistency_verb", required=True, metavar="WHAT")
+    q = cons.add_parser("supernet", help="accuracy of a search's super-net against its derived child network")
+    q.add_argument("--method", required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--search-dir", required=True, help="the search's output directory (holds checkpoint.pt)")
+    _settings_flags(q, out=True)
+    q.set_defaults(func=cmd_consistency_supernet)
+    q = cons.add_parser("kendall", help="Kendall's tau between super-net and retrained errors over searched cells")
+    q.add_argument("--search-dir", action="append", required=True, help="a finished search directory (repeat, 2 or more)")
+    q.add_argument("--train-root", default="results/train", help="holds <arch_id>/<dataset>/seed*/metrics.json")
+    q.add_argument("--dataset", default="cifar10")
+    q.add_argument("--out", required=True, help="FILE.json (the rows also go to FILE.csv)")
+    q.set_defaults(func=cmd_consistency_kendall)
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
     p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")

@@ -23,13 +23,15 @@ from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
+from nasflow.search.entranas import EnTranNAS, EnTranNASDST
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
 from nasflow.search.pr_darts import PrDarts
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "pr-darts": PrDarts}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "pr-darts": PrDarts, "entranas": EnTranNAS,
+           "entranas-dst": EnTranNASDST}
 RUN_KEYS = {"methods", "seeds", *METHODS}
 HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
                    "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
@@ -53,8 +55,7 @@ def method_settings(params, method: str) -> dict:
                            "(Theorem 2's rho_t is positive only then)")
     if method == "asap" and "none" in merged["ops"]:
         raise NasflowError("search.asap.ops: ASAP's space has no 'none' op (remove it from the list)")
-    METHODS[method].check_settings(merged, f"search.{method}")
-    return merged
+    return METHODS[method].settle(merged, method)
 
 
 def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
@@ -150,6 +151,19 @@ class SearchRun:
         self.a_opt.load_state_dict(ckpt["a_opt"])
         self.policy.load_state_dict(ckpt["policy"])
         torch.set_rng_state(ckpt["rng"])
+        return ckpt
+
+    def restore(self) -> dict:
+        """The data, supernet and policy of a finished (or interrupted) search as its checkpoint left them,
+        for measurements after the search (`nasflow consistency`)."""
+        if not self.checkpoint_path.exists():
+            raise NasflowError(f"{self.checkpoint_path}: no search checkpoint here (run `nasflow search` first)")
+        self._data()
+        self._build()
+        ckpt = self._load()
+        self.epoch = ckpt["epoch"]
+        if self.epoch:
+            self.policy.begin_epoch(self.epoch)
         return ckpt
 
     # ---- one epoch ----------------------------------------------------------------------------------------

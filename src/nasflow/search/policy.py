@@ -27,14 +27,16 @@ class SearchPolicy:
     stop_reason = "finished"  # what `finished()` means, for search.json
     extra_columns: tuple[str, ...] = ()  # history.csv columns of this method beyond the engine's
 
-    @classmethod
-    def check_settings(cls, s: dict, where: str) -> None:
-        """Cross-key rules of the method's merged settings `s` (read from `where`, e.g. search.pr-darts);
-        may fill keys the method derives from others (PR-DARTS: epochs from its cycles)."""
-
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
         self.n_candidates = len(net.space.candidates)
+
+    @classmethod
+    def settle(cls, settings: dict, method: str) -> dict:
+        """The method's settings after the common keys were merged: fill what depends on other keys
+        (EnTranNAS's `space` picks `ops`, PR-DARTS's cycles set `epochs`) and refuse combinations the method
+        cannot run, naming the key."""
+        return settings
 
     # ---- per epoch -------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:

@@ -116,7 +116,14 @@ class PrDarts(SearchPolicy):
                      "similarity_normal", "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip")
 
     @classmethod
+    def settle(cls, settings: dict, method: str) -> dict:
+        s = dict(settings)
+        cls.check_settings(s, f"search.{method}")
+        return s
+
+    @classmethod
     def check_settings(cls, s: dict, where: str) -> None:
+        """Table 2's limits and Table 1's cycles are consistent; `epochs` and `batch_size` follow from them."""
         if s["space"] not in s["spaces"]:
             raise NasflowError(f"{where}.space: {s['space']!r} is not one of {where}.spaces "
                                f"({', '.join(s['spaces'])})")

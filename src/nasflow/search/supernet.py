@@ -8,9 +8,11 @@ the supernet only mixes. What the later methods need is here too:
 - per-edge candidate pools that change during a search (`set_pool`, PR-DARTS), each new op possibly
   inheriting a module built from its parent;
 - feature sharing (`feature_sharing: true`, EnTranNAS eq. 6): an op applied to state j is computed once
-  and reused by every node that reads j, with its own parameters per (state, op);
-- a 1x1 bottleneck before the candidates (`bottleneck: r`: the candidates run at C/r channels, a 1x1
-  conv brings the mixture back to C);
+  and reused by every node that reads j, with its own parameters per (state, op): eq. 6's w_k^(i), one
+  module per source node i and op k, instead of one per edge (i, j) and op;
+- a 1x1 bottleneck before the candidates (`bottleneck: r`, EnTranNAS 2.5: a 1x1 conv takes each source
+  state to C/r channels, the candidates run there, and one 1x1 conv per intermediate node brings the sum
+  of its inputs back to C);
 - transit cells (`forward(..., cell_plans=...)`): cells that run only a derived sub-graph.
 
 Pruning deletes the op's module from every cell of its group, so it leaves the module graph, the
@@ -70,14 +72,13 @@ def candidate_module(spec: OpSpec, c: int, stride: int) -> nn.Module:
 
 
 class CandidateSet(nn.Module):
-    """The candidate modules applied to one input: one per alive slot, behind an optional bottleneck."""
+    """The candidate modules applied to one input: one per alive slot, behind an optional bottleneck
+    (a 1x1 conv to C / r channels that feeds all of them; the cell brings each node back to C)."""
 
     def __init__(self, candidates: list[OpSpec], c: int, stride: int, bottleneck: int):
         super().__init__()
         inner = c // bottleneck
         self.reduce = ReLUConvBN(c, inner, 1, 1, 0, affine=False) if bottleneck > 1 else None
-        self.expand = (nn.Sequential(nn.Conv2d(inner, c, 1, bias=False), nn.BatchNorm2d(c, affine=False))
-                       if bottleneck > 1 else None)
         self.inner, self.stride = inner, stride
         self.ops = nn.ModuleDict({_slot_key(s): candidate_module(spec, inner, stride) for s, spec in enumerate(candidates)})
 
@@ -92,12 +93,13 @@ class CandidateSet(nn.Module):
                 cache[s] = self.ops[_slot_key(s)](inner_x)
         return cache
 
-    def mix(self, outputs: dict, weights: torch.Tensor, slots: list[int]) -> torch.Tensor:
+    def mix(self, outputs: dict, weights: torch.Tensor | None, slots: list[int]) -> torch.Tensor:
+        """Weighted sum of the slots' outputs; `weights=None` sums them as they are (a derived cell)."""
         out = None
         for s in slots:
-            y = weights[s] * outputs[s]
+            y = outputs[s] if weights is None else weights[s] * outputs[s]
             out = y if out is None else out + y
-        return self.expand(out) if self.expand is not None else out
+        return out
 
     def remove(self, slot: int) -> list[nn.Parameter]:
         if _slot_key(slot) not in self.ops:
@@ -128,6 +130,10 @@ class SearchCell(nn.Module):
         else:
             self.edges = nn.ModuleList(CandidateSet(space.candidates, c, stride(j), space.bottleneck)
                                        for _, j in self.inputs)
+        # EnTranNAS 2.5: one 1x1 conv per intermediate node brings the C / r mixture back to C channels
+        self.expand = (nn.ModuleList(nn.Sequential(nn.Conv2d(c // space.bottleneck, c, 1, bias=False),
+                                                   nn.BatchNorm2d(c, affine=False)) for _ in range(space.nodes))
+                       if space.bottleneck > 1 else None)
         self.cell_output = space.cell_output
         self.fuse = ReLUConvBN(space.nodes * c, c, 1, 1, 0, affine=False) if space.cell_output == "conv1x1" else None
         self.c_out = space.nodes * c if space.cell_output == "concat" else c
@@ -135,8 +141,9 @@ class SearchCell(nn.Module):
     def candidate_set(self, edge: int) -> CandidateSet:
         return self.sources[self.inputs[edge][1]] if self.sharing else self.edges[edge]
 
-    def forward(self, s0, s1, weights: torch.Tensor, plan: list[list[int]]):
-        """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them."""
+    def forward(self, s0, s1, weights: torch.Tensor | None, plan: list[list[int]]):
+        """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them
+        (`weights=None`: each runs with coefficient 1, as in the evaluation network)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         caches = [{} for _ in range(self.nodes + 2)] if self.sharing else None
         e = 0
@@ -146,9 +153,11 @@ class SearchCell(nn.Module):
                 if plan[e]:
                     cs = self.candidate_set(e)
                     outs = cs.outputs(states[j], plan[e], caches[j] if self.sharing else None)
-                    y = cs.mix(outs, weights[e], plan[e])
+                    y = cs.mix(outs, None if weights is None else weights[e], plan[e])
                     total = y if total is None else total + y
                 e += 1
+            if total is not None and self.expand is not None:
+                total = self.expand[k](total)
             if total is None:  # every input of this node was cut: it contributes zeros at the node's size
                 ref = states[1]
                 size = [(d + 1) // 2 for d in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
@@ -313,13 +322,18 @@ class Supernet(nn.Module):
 
     # ---- forward -------------------------------------------------------------------------------------
     def forward(self, x, weights: dict[str, torch.Tensor], plans: dict[str, list[list[int]]] | None = None,
-                cell_plans: dict[int, list[list[int]]] | None = None):
-        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph)."""
+                cell_plans: dict[int, list[list[int]]] | None = None,
+                cell_weights: dict[int, torch.Tensor | None] | None = None):
+        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph);
+        `cell_weights[i]` replaces its group's weights there (None: every op it runs counts once, EnTranNAS
+        eq. 6's transit form)."""
         plans = plans or self.plans
         cell_plans = cell_plans or {}
+        cell_weights = cell_weights or {}
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, weights[cell.group], cell_plans.get(i, plans[cell.group]))
+            w = cell_weights[i] if i in cell_weights else weights[cell.group]
+            s0, s1 = s1, cell(s0, s1, w, cell_plans.get(i, plans[cell.group]))
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     # ---- derivation ----------------------------------------------------------------------------------
@@ -352,11 +366,15 @@ def top_k_per_node(weights: torch.Tensor, allowed: torch.Tensor, nodes: int, k: 
 
 
 def plan_from_choice(choice: list[list[tuple[int, int]]], n_edges: int) -> list[list[int]]:
-    """The plan of a transit cell: each kept edge runs its one chosen op, every other edge is cut."""
+    """The plan of a transit cell: each kept edge runs its chosen ops (one for the top-k rule, any number
+    for EnTranNAS-DST), every other edge is cut."""
     plan = [[] for _ in range(n_edges)]
     for node_edges in choice:
         for edge, slot in node_edges:
-            plan[edge] = [slot]
+            if slot not in plan[edge]:
+                plan[edge].append(slot)
+    for slots in plan:
+        slots.sort()
     return plan
 
 
