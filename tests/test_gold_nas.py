@@ -1,4 +1,6 @@
 """GOLD-NAS's pieces: Algorithm 1's bookkeeping, eq. (5), and the discretised MACs against the counter."""
+import csv
+import json
 import math
 
 import pytest
@@ -83,3 +85,66 @@ def test_pruning_keeps_one_op_into_every_node():
         for e, (k, _) in enumerate(edge_inputs(4)):
             per_node[(name, k)] = per_node.get((name, k), 0) + int(g.alive[e].sum())
     assert all(v == 1 for v in per_node.values())
+
+
+# ---- the tiny search, run as a user runs it ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gold_run(smoke_params, tmp_path_factory):
+    from conftest import SHARED_DATASETS, run_cli
+
+    if not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    out = tmp_path_factory.mktemp("gold") / "seed0"
+    res = run_cli("search", "--method", "gold-nas", "--params", smoke_params, "--out", out, "--no-track",
+                  "--set", "runtime.progress=lines")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _settings(smoke_params):
+    from nasflow.search.engine import method_settings
+    from nasflow.settings import load_params
+
+    return method_settings(load_params(smoke_params), "gold-nas")
+
+
+@pytest.mark.slow
+def test_smoke_search_yields_three_pareto_points_with_falling_macs(gold_run, smoke_params):
+    from nasflow.space.genotype import load_genotype
+
+    s = _settings(smoke_params)
+    entries = json.loads((gold_run / "architectures.json").read_text())
+    assert len(entries) >= 3
+    macs = [e["macs_M"] for e in entries]
+    assert all(a > b for a, b in zip(macs, macs[1:])), macs
+    for e in entries:  # per-position genotypes are counted at the searched depth
+        counted = count_network(load_genotype(gold_run / e["genotype"]), s["eval_channels"], s["layers"], s["dataset"])
+        assert counted == {"params_M": e["params_M"], "macs_M": e["macs_M"]}
+    assert json.loads((gold_run / "genotype.json").read_text()) == json.loads((gold_run / entries[-1]["genotype"]).read_text())
+
+
+@pytest.mark.slow
+def test_smoke_history_replays_algorithm1(gold_run, smoke_params):
+    s = _settings(smoke_params)
+    with open(gold_run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    state = {"lambda": 0.0, "dlambda": s["lambda0"], "t": 0}
+    recorded, previous = set(), None
+    for row in rows:
+        n_pruned = int(row["n_pruned"])
+        if algorithm1_update(state, n_pruned, s):
+            recorded.add(int(row["epoch"]))
+        assert float(row["lambda"]) == pytest.approx(state["lambda"], rel=1e-9)
+        flops = float(row["flops_M"])
+        if previous is not None:  # the MACs move only when something was pruned, and never up
+            assert flops <= previous + 1e-9 and (n_pruned > 0 or flops == previous)
+        previous = flops
+    assert any(int(r["n_pruned"]) > 0 for r in rows) and previous <= s["flops_min"]
+    by_epoch = {int(r["epoch"]): float(r["flops_M"]) for r in rows}
+    entries = json.loads((gold_run / "architectures.json").read_text())
+    for e in entries[:-1]:  # every point but the final one was recorded by Algorithm 1, at that epoch's MACs
+        assert e["epoch"] in recorded
+    for e in entries:
+        assert e["macs_M"] == pytest.approx(by_epoch[e["epoch"]], abs=0.051)
+    assert entries[-1]["epoch"] == len(rows)
