@@ -50,21 +50,25 @@ def test_eq5_value_and_gradient_by_hand():
     assert float(alpha.grad[1, 1]) == 0.0  # pruned
 
 
-@pytest.mark.parametrize("layers,channels", [(3, 4), (5, 6)])
-def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels):
+@pytest.mark.parametrize("layers,channels,dataset", [(3, 4, "cifar10"), (5, 6, "cifar10"), (3, 4, "imagenette64"),
+                                                    (4, 6, "imagenet")])
+def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels, dataset):
+    from nasflow.data.registry import dataset_info
+
+    info = dataset_info(dataset)
     torch.manual_seed(0)
     net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=channels, layers=layers,
-                               layout="per-position"))
-    policy = GoldNas({"dataset": "cifar10", "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0}, net)
+                               layout="per-position", stem=info.style, num_classes=info.num_classes))
+    policy = GoldNas({"dataset": dataset, "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0}, net)
     generator = torch.Generator().manual_seed(1)
     for name, g in net.groups.items():  # prune at random, keeping one op into every node
         for e in range(14):
             if torch.rand(1, generator=generator) < 0.5 and e not in (0, 2, 5, 9):
                 net.prune(name, e, int(torch.randint(0, 2, (1,), generator=generator)))
-    tables = op_macs_table(net, 32)
+    tables = op_macs_table(net, info.image_size)
     genotype = policy.derive(net)
-    measured = count_network(genotype, channels, layers, "cifar10")["macs_M"]
-    assert discrete_macs(net, tables, fixed_macs(net, 32)) / 1e6 == pytest.approx(measured, abs=0.05)
+    measured = count_network(genotype, channels, layers, dataset)["macs_M"]
+    assert discrete_macs(net, tables, fixed_macs(net, info.image_size)) / 1e6 == pytest.approx(measured, abs=0.05)
     assert any(len(node) > 2 for cell in genotype.cells for node in cell.nodes)  # any number of inputs
 
 

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
-    p.add_argument("--method", required=True, help="darts, asap or gold-nas")
+    p.add_argument("--method", required=True, help="darts, asap, gold-nas or gold-nas-random")
     _long_run_flags(p)
     p.set_defaults(func=cmd_search)
 

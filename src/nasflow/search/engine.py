@@ -25,10 +25,11 @@ from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
+from nasflow.search.random_prune import RandomPrune, RandomPruneRun
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "gold-nas-random": RandomPrune}
 RUN_KEYS = {"methods", "seeds", *METHODS}
 HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
                    "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
@@ -42,6 +43,8 @@ def method_settings(params, method: str) -> dict:
         raise NasflowError(f"unknown search method {method!r}; available: {', '.join(METHODS)}")
     search = params["search"]
     merged = {k: v for k, v in search.items() if k not in RUN_KEYS}
+    base = getattr(METHODS[method], "base_method", None)  # a baseline searches its method's space
+    merged.update(search.get(base, {}) if base else {})
     merged.update(search.get(method, {}))
     if merged["w_lr_min"] > merged["w_lr"]:
         raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
@@ -104,16 +107,18 @@ class SearchRun:
             raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")
         self.n_classes = arrays.num_classes
 
+    def space_config(self, num_classes: int) -> SpaceConfig:
+        """The dataset's network style picks the stem, so the supernet is the evaluation network's twin."""
+        s, info = self.s, dataset_info(self.s["dataset"])
+        return SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
+                           layout=s["layout"], cell_output=s["cell_output"], num_classes=num_classes,
+                           in_channels=info.channels, feature_sharing=s["feature_sharing"],
+                           bottleneck=s["bottleneck"], stem=info.style)
+
     def _build(self):
-        s = self.s
-        info = dataset_info(s["dataset"])
         torch.manual_seed(self.seed)
-        space = SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
-                            layout=s["layout"], cell_output=s["cell_output"], num_classes=info.num_classes,
-                            in_channels=info.channels, feature_sharing=s["feature_sharing"],
-                            bottleneck=s["bottleneck"])
-        self.net = Supernet(space).to(self.device)
-        self.policy = METHODS[self.method](s, self.net)
+        self.net = Supernet(self.space_config(self.n_classes)).to(self.device)
+        self.policy = METHODS[self.method](self.s, self.net)
 
     def _optimizers(self):
         s = self.s
@@ -259,6 +264,8 @@ class SearchRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
+        if METHODS[self.method] is RandomPrune:  # trains candidate networks, not the supernet
+            return RandomPruneRun(self).run(resume, replace_stale)
         prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
         self._data()
         self._build()
