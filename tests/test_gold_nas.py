@@ -152,3 +152,72 @@ def test_smoke_history_replays_algorithm1(gold_run, smoke_params):
     for e in entries:
         assert e["macs_M"] == pytest.approx(by_epoch[e["epoch"]], abs=0.051)
     assert entries[-1]["epoch"] == len(rows)
+
+
+# ---- searching directly on ImageNet-style data (appendix C) -------------------------------------------------
+
+def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_file):
+    from nasflow.search.engine import method_settings
+    from nasflow.settings import load_params
+
+    cifar = method_settings(load_params(params_file, "base"), "gold-nas")
+    assert cifar["flops_min"] == 240 and cifar["autoaugment"] and "imagenet" not in cifar
+    inet = method_settings(load_params(params_file, "base", ["search.gold-nas.dataset=imagenet"]), "gold-nas")
+    assert (inet["flops_min"], inet["autoaugment"], inet["mu"], inet["classes"]) == (500, False, 0.0, 100)
+    assert method_settings(load_params(params_file, "base", ["search.gold-nas.dataset=imagenette64"]),
+                           "gold-nas-random")["flops_min"] == 500  # the baseline searches the same space
+    from nasflow.errors import NasflowError
+    with pytest.raises(NasflowError, match="imagenet.classes"):
+        load_params(params_file, "base", ["search.gold-nas.imagenet.classes=1"])
+
+
+@pytest.mark.slow
+def test_imagenet_style_search_on_imagenette64(smoke_params, tmp_path):
+    from conftest import SHARED_DATASETS, run_cli
+    from nasflow.space.genotype import load_genotype
+
+    if not (SHARED_DATASETS / "imagenette64-subset-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    out = tmp_path / "inet"
+    res = run_cli("search", "--method", "gold-nas", "--params", smoke_params, "--out", out, "--no-track",
+                  "--set", "search.gold-nas.dataset=imagenette64")
+    assert res.returncode == 0, res.stderr
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert float(rows[0]["flops_M"]) == pytest.approx(0.956, abs=1e-3)  # every op alive behind the 3-conv stem
+    assert float(rows[-1]["flops_M"]) <= 0.45
+    for e in json.loads((out / "architectures.json").read_text()):
+        genotype = load_genotype(out / e["genotype"])
+        counted = count_network(genotype, 8, 3, "imagenette64")  # the ImageNet evaluation network, 8x8 cells
+        assert counted["macs_M"] == e["macs_M"] == pytest.approx(float(rows[e["epoch"] - 1]["flops_M"]), abs=0.051)
+
+
+def _fake_imagenet(root, classes=3, train=4, val=2):
+    """Class folders in ImageNet's layout (written here, never passed off as ImageNet's images)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("val", val)):
+        for c in range(classes):
+            folder = root / "imagenet" / split / f"n0000000{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"img{i}.JPEG")
+
+
+def test_search_streams_imagenet_class_folders_on_a_class_subset(params_file, tmp_path):
+    from nasflow.search.engine import SearchRun
+    from nasflow.settings import load_params
+
+    _fake_imagenet(tmp_path / "archives")
+    G = "search.gold-nas"
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{G}.dataset=imagenet",
+                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=4", f"{G}.epochs=1",
+                                                 f"{G}.imagenet.channels=4", f"{G}.imagenet.flops_min=1.0",
+                                                 "runtime.progress=none"])
+    run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
+    result = run.run()
+    assert run.n_classes == 2 and len(run.train_batches.dataset) == 8 and len(run.val_batches.dataset) == 4
+    assert run.net.space.stem == "imagenet" and run.net.classifier.out_features == 2
+    assert result["epochs"] == 1 and (tmp_path / "out" / "genotype.json").is_file()

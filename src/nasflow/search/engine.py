@@ -46,6 +46,9 @@ def method_settings(params, method: str) -> dict:
     base = getattr(METHODS[method], "base_method", None)  # a baseline searches its method's space
     merged.update(search.get(base, {}) if base else {})
     merged.update(search.get(method, {}))
+    imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
+    if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
+        merged.update(imagenet)
     if merged["w_lr_min"] > merged["w_lr"]:
         raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
     if method == "asap" and merged["prune_end_epoch"] <= merged["prune_start_epoch"]:
@@ -75,8 +78,30 @@ class SearchRun:
         self.fingerprint = _fingerprint(method, seed, self.s, params["data"])
 
     # ---- set-up ---------------------------------------------------------------------------------------
+    def _folder_data(self):
+        """ImageNet streamed from its class folders (it does not fit in memory): one-level searches only,
+        on `classes` classes drawn with data.split_seed, measured on the val split."""
+        from nasflow.data.folders import FolderBatches
+        from nasflow.settings import Params, deep_merge
+
+        s = self.s
+        if not METHODS[self.method].one_level:
+            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) "
+                               "is not supported; use a one-level method (gold-nas) or an in-memory dataset")
+        params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
+        params.base_dir = self.params.base_dir
+        size = dataset_info("imagenet").image_size
+        self.train_batches = FolderBatches(params, "train", s["batch_size"], True, size, s["autoaugment"], self.device)
+        self.arch_batches = self.train_batches  # one level: alpha trains on the weights' batches
+        self.val_batches = FolderBatches(params, "val", s["batch_size"], False, size, device=self.device)
+        if len(self.train_batches) == 0:
+            raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the ImageNet training images")
+        self.n_classes = len(self.train_batches.classes)
+
     def _data(self):
         s, data_cfg = self.s, self.params["data"]
+        if s["dataset"] == "imagenet":
+            return self._folder_data()
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
         pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
@@ -87,9 +112,10 @@ class SearchRun:
         bs = s["batch_size"]
         # DARTS draws both halves through the training augmentation; validation is measured without it.
         transform = None
-        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10
+        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10 (not on ImageNet: appendix C)
             from torchvision.transforms import v2
-            transform = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+            policy = v2.AutoAugmentPolicy.IMAGENET if dataset_info(s["dataset"]).style == "imagenet" else v2.AutoAugmentPolicy.CIFAR10
+            transform = v2.AutoAugment(policy)
         if METHODS[self.method].one_level:
             # One level: every training image trains alpha and the weights together; nothing is held out
             # of the training set, so progress is measured on (a stratified part of) the test set.
