@@ -1,4 +1,6 @@
 """GOLD-NAS's pieces: Algorithm 1's bookkeeping, eq. (5), and the discretised MACs against the counter."""
+import csv
+import json
 import math
 
 import pytest
@@ -48,21 +50,25 @@ def test_eq5_value_and_gradient_by_hand():
     assert float(alpha.grad[1, 1]) == 0.0  # pruned
 
 
-@pytest.mark.parametrize("layers,channels", [(3, 4), (5, 6)])
-def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels):
+@pytest.mark.parametrize("layers,channels,dataset", [(3, 4, "cifar10"), (5, 6, "cifar10"), (3, 4, "imagenette64"),
+                                                    (4, 6, "imagenet")])
+def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels, dataset):
+    from nasflow.data.registry import dataset_info
+
+    info = dataset_info(dataset)
     torch.manual_seed(0)
     net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=channels, layers=layers,
-                               layout="per-position"))
-    policy = GoldNas({"dataset": "cifar10", "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0}, net)
+                               layout="per-position", stem=info.style, num_classes=info.num_classes))
+    policy = GoldNas({"dataset": dataset, "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0}, net)
     generator = torch.Generator().manual_seed(1)
     for name, g in net.groups.items():  # prune at random, keeping one op into every node
         for e in range(14):
             if torch.rand(1, generator=generator) < 0.5 and e not in (0, 2, 5, 9):
                 net.prune(name, e, int(torch.randint(0, 2, (1,), generator=generator)))
-    tables = op_macs_table(net, 32)
+    tables = op_macs_table(net, info.image_size)
     genotype = policy.derive(net)
-    measured = count_network(genotype, channels, layers, "cifar10")["macs_M"]
-    assert discrete_macs(net, tables, fixed_macs(net, 32)) / 1e6 == pytest.approx(measured, abs=0.05)
+    measured = count_network(genotype, channels, layers, dataset)["macs_M"]
+    assert discrete_macs(net, tables, fixed_macs(net, info.image_size)) / 1e6 == pytest.approx(measured, abs=0.05)
     assert any(len(node) > 2 for cell in genotype.cells for node in cell.nodes)  # any number of inputs
 
 
@@ -83,3 +89,145 @@ def test_pruning_keeps_one_op_into_every_node():
         for e, (k, _) in enumerate(edge_inputs(4)):
             per_node[(name, k)] = per_node.get((name, k), 0) + int(g.alive[e].sum())
     assert all(v == 1 for v in per_node.values())
+
+
+# ---- the tiny search, run as a user runs it ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gold_run(smoke_params, tmp_path_factory):
+    from conftest import SHARED_DATASETS, run_cli
+
+    if not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    out = tmp_path_factory.mktemp("gold") / "seed0"
+    res = run_cli("search", "--method", "gold-nas", "--params", smoke_params, "--out", out, "--no-track",
+                  "--set", "runtime.progress=lines")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _settings(smoke_params):
+    from nasflow.search.engine import method_settings
+    from nasflow.settings import load_params
+
+    return method_settings(load_params(smoke_params), "gold-nas")
+
+
+@pytest.mark.slow
+def test_smoke_search_yields_three_pareto_points_with_falling_macs(gold_run, smoke_params):
+    from nasflow.space.genotype import load_genotype
+
+    s = _settings(smoke_params)
+    entries = json.loads((gold_run / "architectures.json").read_text())
+    assert len(entries) >= 3
+    macs = [e["macs_M"] for e in entries]
+    assert all(a > b for a, b in zip(macs, macs[1:])), macs
+    for e in entries:  # per-position genotypes are counted at the searched depth
+        counted = count_network(load_genotype(gold_run / e["genotype"]), s["eval_channels"], s["layers"], s["dataset"])
+        assert counted == {"params_M": e["params_M"], "macs_M": e["macs_M"]}
+    assert json.loads((gold_run / "genotype.json").read_text()) == json.loads((gold_run / entries[-1]["genotype"]).read_text())
+
+
+@pytest.mark.slow
+def test_smoke_history_replays_algorithm1(gold_run, smoke_params):
+    s = _settings(smoke_params)
+    with open(gold_run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    state = {"lambda": 0.0, "dlambda": s["lambda0"], "t": 0}
+    recorded, previous = set(), None
+    for row in rows:
+        n_pruned = int(row["n_pruned"])
+        if algorithm1_update(state, n_pruned, s):
+            recorded.add(int(row["epoch"]))
+        assert float(row["lambda"]) == pytest.approx(state["lambda"], rel=1e-9)
+        flops = float(row["flops_M"])
+        if previous is not None:  # the MACs move only when something was pruned, and never up
+            assert flops <= previous + 1e-9 and (n_pruned > 0 or flops == previous)
+        previous = flops
+    assert any(int(r["n_pruned"]) > 0 for r in rows) and previous <= s["flops_min"]
+    by_epoch = {int(r["epoch"]): float(r["flops_M"]) for r in rows}
+    entries = json.loads((gold_run / "architectures.json").read_text())
+    for e in entries[:-1]:  # every point but the final one was recorded by Algorithm 1, at that epoch's MACs
+        assert e["epoch"] in recorded
+    for e in entries:
+        assert e["macs_M"] == pytest.approx(by_epoch[e["epoch"]], abs=0.051)
+    assert entries[-1]["epoch"] == len(rows)
+
+
+# ---- searching directly on ImageNet-style data (appendix C) -------------------------------------------------
+
+def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_file):
+    from nasflow.search.engine import method_settings
+    from nasflow.settings import load_params
+
+    cifar = method_settings(load_params(params_file, "base"), "gold-nas")
+    assert cifar["flops_min"] == 240 and cifar["autoaugment"] and "imagenet" not in cifar
+    inet = method_settings(load_params(params_file, "base", ["search.gold-nas.dataset=imagenet"]), "gold-nas")
+    assert (inet["flops_min"], inet["autoaugment"], inet["mu"], inet["classes"]) == (500, False, 0.0, 100)
+    assert method_settings(load_params(params_file, "base", ["search.gold-nas.dataset=imagenette64"]),
+                           "gold-nas-random")["flops_min"] == 500  # the baseline searches the same space
+    from nasflow.errors import NasflowError
+    with pytest.raises(NasflowError, match="imagenet.classes"):
+        load_params(params_file, "base", ["search.gold-nas.imagenet.classes=1"])
+
+
+@pytest.mark.slow
+def test_imagenet_style_search_on_imagenette64(smoke_params, tmp_path):
+    from conftest import SHARED_DATASETS, run_cli
+    from nasflow.space.genotype import load_genotype
+
+    if not (SHARED_DATASETS / "imagenette64-subset-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    out = tmp_path / "inet"
+    res = run_cli("search", "--method", "gold-nas", "--params", smoke_params, "--out", out, "--no-track",
+                  "--set", "search.gold-nas.dataset=imagenette64")
+    assert res.returncode == 0, res.stderr
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert float(rows[0]["flops_M"]) == pytest.approx(0.956, abs=1e-3)  # every op alive behind the 3-conv stem
+    assert float(rows[-1]["flops_M"]) <= 0.45
+    for e in json.loads((out / "architectures.json").read_text()):
+        genotype = load_genotype(out / e["genotype"])
+        counted = count_network(genotype, 8, 3, "imagenette64")  # the ImageNet evaluation network, 8x8 cells
+        assert counted["macs_M"] == e["macs_M"] == pytest.approx(float(rows[e["epoch"] - 1]["flops_M"]), abs=0.051)
+
+
+def _fake_imagenet(root, classes=3, train=4, val=2):
+    """Class folders in ImageNet's layout (written here, never passed off as ImageNet's images)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("val", val)):
+        for c in range(classes):
+            folder = root / "imagenet" / split / f"n0000000{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"img{i}.JPEG")
+
+
+def test_search_streams_imagenet_class_folders_on_a_class_subset(params_file, tmp_path):
+    from nasflow.search.engine import SearchRun
+    from nasflow.settings import load_params
+
+    _fake_imagenet(tmp_path / "archives")
+    G = "search.gold-nas"
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{G}.dataset=imagenet",
+                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=4", f"{G}.epochs=1",
+                                                 f"{G}.imagenet.channels=4", f"{G}.imagenet.flops_min=1.0",
+                                                 "runtime.progress=none"])
+    run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
+    result = run.run()
+    assert run.n_classes == 2 and len(run.train_batches.dataset) == 8 and len(run.val_batches.dataset) == 4
+    assert run.net.space.stem == "imagenet" and run.net.classifier.out_features == 2
+    assert result["epochs"] == 1 and (tmp_path / "out" / "genotype.json").is_file()
+
+
+def test_full_size_space_macs():
+    """14 cells, 36 channels on CIFAR-10: the search starts at 777.0 M MACs (sep_conv_3x3 alone 755.8 M,
+    skip_connect alone 184.8 M); the counted evaluation networks agree (tools/gold_nas_space_macs.py)."""
+    net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=36, layers=14, layout="per-position"))
+    tables, fixed = op_macs_table(net, 32), fixed_macs(net, 32)
+    only = lambda slot: (fixed + sum(float(t[:, slot].sum()) for t in tables.values())) / 1e6
+    assert discrete_macs(net, tables, fixed) / 1e6 == pytest.approx(777.0, abs=0.05)
+    assert only(1) == pytest.approx(755.8, abs=0.05) and only(0) == pytest.approx(184.8, abs=0.05)

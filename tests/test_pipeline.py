@@ -47,7 +47,7 @@ def _searched(pipeline):
 def test_every_pareto_point_is_retrained(pipeline):
     ids = _searched(pipeline)
     gold = [i for i in ids if i.startswith("gold-nas")]
-    assert len(gold) >= 2, "the smoke GOLD-NAS search should record more than one architecture"
+    assert len(gold) >= 3, "the smoke GOLD-NAS search should record at least three architectures"
     for arch_id in ids:
         assert (pipeline / f"results/train/{arch_id}/cifar10/seed0/metrics.json").is_file()
 

@@ -27,11 +27,12 @@ from nasflow.search.entranas import EnTranNAS, EnTranNASDST
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
 from nasflow.search.pr_darts import PrDarts
+from nasflow.search.random_prune import RandomPrune, RandomPruneRun
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "pr-darts": PrDarts, "entranas": EnTranNAS,
-           "entranas-dst": EnTranNASDST}
+METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "gold-nas-random": RandomPrune, "pr-darts": PrDarts,
+           "entranas": EnTranNAS, "entranas-dst": EnTranNASDST}
 RUN_KEYS = {"methods", "seeds", *METHODS}
 HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
                    "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
@@ -45,7 +46,12 @@ def method_settings(params, method: str) -> dict:
         raise NasflowError(f"unknown search method {method!r}; available: {', '.join(METHODS)}")
     search = params["search"]
     merged = {k: v for k, v in search.items() if k not in RUN_KEYS}
+    base = getattr(METHODS[method], "base_method", None)  # a baseline searches its method's space
+    merged.update(search.get(base, {}) if base else {})
     merged.update(search.get(method, {}))
+    imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
+    if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
+        merged.update(imagenet)
     if merged["w_lr_min"] > merged["w_lr"]:
         raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
     if method == "asap" and merged["prune_end_epoch"] <= merged["prune_start_epoch"]:
@@ -75,8 +81,30 @@ class SearchRun:
         self.fingerprint = _fingerprint(method, seed, self.s, params["data"])
 
     # ---- set-up ---------------------------------------------------------------------------------------
+    def _folder_data(self):
+        """ImageNet streamed from its class folders (it does not fit in memory): one-level searches only,
+        on `classes` classes drawn with data.split_seed, measured on the val split."""
+        from nasflow.data.folders import FolderBatches
+        from nasflow.settings import Params, deep_merge
+
+        s = self.s
+        if not METHODS[self.method].one_level:
+            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) "
+                               "is not supported; use a one-level method (gold-nas) or an in-memory dataset")
+        params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
+        params.base_dir = self.params.base_dir
+        size = dataset_info("imagenet").image_size
+        self.train_batches = FolderBatches(params, "train", s["batch_size"], True, size, s["autoaugment"], self.device)
+        self.arch_batches = self.train_batches  # one level: alpha trains on the weights' batches
+        self.val_batches = FolderBatches(params, "val", s["batch_size"], False, size, device=self.device)
+        if len(self.train_batches) == 0:
+            raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the ImageNet training images")
+        self.n_classes = len(self.train_batches.classes)
+
     def _data(self):
         s, data_cfg = self.s, self.params["data"]
+        if s["dataset"] == "imagenet":
+            return self._folder_data()
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
         pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
@@ -87,9 +115,10 @@ class SearchRun:
         bs = s["batch_size"]
         # DARTS draws both halves through the training augmentation; validation is measured without it.
         transform = None
-        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10
+        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10 (not on ImageNet: appendix C)
             from torchvision.transforms import v2
-            transform = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+            policy = v2.AutoAugmentPolicy.IMAGENET if dataset_info(s["dataset"]).style == "imagenet" else v2.AutoAugmentPolicy.CIFAR10
+            transform = v2.AutoAugment(policy)
         if METHODS[self.method].one_level:
             # One level: every training image trains alpha and the weights together; nothing is held out
             # of the training set, so progress is measured on (a stratified part of) the test set.
@@ -107,16 +136,18 @@ class SearchRun:
             raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")
         self.n_classes = arrays.num_classes
 
+    def space_config(self, num_classes: int) -> SpaceConfig:
+        """The dataset's network style picks the stem, so the supernet is the evaluation network's twin."""
+        s, info = self.s, dataset_info(self.s["dataset"])
+        return SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
+                           layout=s["layout"], cell_output=s["cell_output"], num_classes=num_classes,
+                           in_channels=info.channels, feature_sharing=s["feature_sharing"],
+                           bottleneck=s["bottleneck"], stem=info.style)
+
     def _build(self):
-        s = self.s
-        info = dataset_info(s["dataset"])
         torch.manual_seed(self.seed)
-        space = SpaceConfig(ops=list(s["ops"]), channels=s["channels"], layers=s["layers"], nodes=s["nodes"],
-                            layout=s["layout"], cell_output=s["cell_output"], num_classes=info.num_classes,
-                            in_channels=info.channels, feature_sharing=s["feature_sharing"],
-                            bottleneck=s["bottleneck"])
-        self.net = Supernet(space).to(self.device)
-        self.policy = METHODS[self.method](s, self.net)
+        self.net = Supernet(self.space_config(self.n_classes)).to(self.device)
+        self.policy = METHODS[self.method](self.s, self.net)
 
     def _optimizers(self):
         s = self.s
@@ -287,6 +318,8 @@ class SearchRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
+        if METHODS[self.method] is RandomPrune:  # trains candidate networks, not the supernet
+            return RandomPruneRun(self).run(resume, replace_stale)
         prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
         self._data()
         self._build()

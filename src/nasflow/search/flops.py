@@ -10,11 +10,28 @@ from nasflow.search.supernet import Supernet, edge_inputs
 from nasflow.space.ops import analytic_cost, factorized_reduce_cost, relu_conv_bn_cost
 
 
+def _half(size: int) -> int:
+    return (size + 1) // 2
+
+
+def _stem(space, image_size: int) -> tuple[int, int, int]:
+    """(MACs of the stem, the first cell's input resolution, the resolution of its s0)."""
+    if space.stem == "imagenet":  # three stride-2 3x3 convs; s0 is taken after the second
+        c, s1, s2, s3 = space.channels, _half(image_size), _half(_half(image_size)), _half(_half(_half(image_size)))
+        macs = space.in_channels * (c // 2) * 9 * s1 * s1 + (c // 2) * c * 9 * s2 * s2 + c * c * 9 * s3 * s3
+        return macs, s3, s2
+    c_stem = space.stem_multiplier * space.channels
+    return space.in_channels * c_stem * 9 * image_size * image_size, image_size, image_size
+
+
 def _cells(net: Supernet, image_size: int):
-    """(cell, its input resolution, whether the previous cell reduced, c_pp, c_p) for every cell."""
+    """(cell, its input resolution, whether the previous cell reduced, resolution of s0, c_pp, c_p) for
+    every cell; the ImageNet stem hands the first cell an s0 one resolution up, as a reduction would."""
     space = net.space
-    size, c_pp = image_size, space.stem_multiplier * space.channels
-    c_p, prev_reduced, prev_size = c_pp, False, image_size
+    imagenet = space.stem == "imagenet"
+    _, size, prev_size = _stem(space, image_size)
+    c_pp = space.channels if imagenet else space.stem_multiplier * space.channels
+    c_p, prev_reduced = c_pp, imagenet
     for cell in net.cells:
         yield cell, size, prev_reduced, prev_size, c_pp, c_p
         c_pp, c_p = c_p, cell.c_out
@@ -43,9 +60,8 @@ def op_macs_table(net: Supernet, image_size: int) -> dict[str, torch.Tensor]:
 def fixed_macs(net: Supernet, image_size: int) -> int:
     """Everything but the candidates: stem, the cells' preprocessing (and 1x1 fusion), classifier."""
     space = net.space
-    c_stem = space.stem_multiplier * space.channels
-    total = space.in_channels * c_stem * 9 * image_size * image_size
-    last_c = c_stem
+    total = _stem(space, image_size)[0]
+    last_c = None
     for cell, size, prev_reduced, prev_size, c_pp, c_p in _cells(net, image_size):
         if prev_reduced:
             total += factorized_reduce_cost(c_pp, cell.c, prev_size, prev_size)[1]  # s0 is one resolution up

@@ -129,10 +129,11 @@ class GoldNas(SearchPolicy):
         return net.genotype_from_choice(choice)
 
     def architectures(self, net: Supernet):
-        """The Pareto points, then the final architecture if it was not just recorded."""
+        """The Pareto points, then the final architecture unless it is the last one recorded (a search
+        that prunes nothing after its last record would otherwise list one architecture twice)."""
         points = list(self.pareto)
         final = (self.epoch, self.derive(net), self.macs)
-        if not points or points[-1][0] != self.epoch:
+        if not points or points[-1][1].to_json() != final[1].to_json():
             points.append(final)
         return points
 

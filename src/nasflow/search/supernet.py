@@ -44,12 +44,17 @@ class SpaceConfig:
     stem_multiplier: int = 3
     feature_sharing: bool = False
     bottleneck: int = 1             # candidates run at C / bottleneck channels (1: no bottleneck)
+    stem: str = "cifar"             # "cifar": one 3x3 conv; "imagenet": three stride-2 convs (GOLD-NAS appendix C)
     candidates: list = field(default_factory=list)  # filled from ops
 
     def __post_init__(self):
         self.candidates = [parse_op(o) for o in self.ops]
         if len(set(map(str, self.ops))) != len(self.ops):
             raise NasflowError(f"search ops list a candidate twice: {self.ops}")
+        if self.stem not in ("cifar", "imagenet"):
+            raise NasflowError(f"stem {self.stem!r}: expected cifar or imagenet")
+        if self.stem == "imagenet" and self.channels % 2:
+            raise NasflowError(f"search.channels ({self.channels}) must be even with the ImageNet stem (it starts at C/2)")
         if self.channels % self.bottleneck:
             raise NasflowError(f"search.channels ({self.channels}) must be divisible by the bottleneck ratio "
                                f"({self.bottleneck})")
@@ -198,15 +203,31 @@ class ArchGroup(nn.Module):
         self.pools = [[parse_op(op) for op in pool] for pool in state["pools"]]
 
 
+def imagenet_stem(in_channels: int, c: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """Three stride-2 3x3 convs (224 -> 28), split where the first cell reads its two inputs; the same
+    layers as the ImageNet evaluation network, so its MACs equal the analytic count."""
+    stem0 = nn.Sequential(nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c // 2),
+                          nn.ReLU(inplace=False), nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+                          nn.BatchNorm2d(c))
+    stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c))
+    return stem0, stem1
+
+
 class Supernet(nn.Module):
     def __init__(self, space: SpaceConfig):
         super().__init__()
         self.space = space
         c = space.channels
-        c_stem = space.stem_multiplier * c
-        self.stem = nn.Sequential(nn.Conv2d(space.in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+        if space.stem == "imagenet":  # as the ImageNet evaluation network: 8x down before the first cell
+            self.stem, self.stem1 = imagenet_stem(space.in_channels, c)
+            c_pp, c_p, reduction_prev = c, c, True  # s0 is one resolution above s1
+        else:
+            c_stem = space.stem_multiplier * c
+            self.stem = nn.Sequential(nn.Conv2d(space.in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+            self.stem1 = None
+            c_pp, c_p, reduction_prev = c_stem, c_stem, False
         self.cells = nn.ModuleList()
-        c_pp, c_p, c_curr, reduction_prev = c_stem, c_stem, c, False
+        c_curr = c
         n_edges = len(edge_inputs(space.nodes))
         groups = {}
         for i in range(space.layers):
@@ -331,6 +352,8 @@ class Supernet(nn.Module):
         cell_plans = cell_plans or {}
         cell_weights = cell_weights or {}
         s0 = s1 = self.stem(x)
+        if self.stem1 is not None:
+            s1 = self.stem1(s0)
         for i, cell in enumerate(self.cells):
             w = cell_weights[i] if i in cell_weights else weights[cell.group]
             s0, s1 = s1, cell(s0, s1, w, cell_plans.get(i, plans[cell.group]))
