@@ -47,6 +47,12 @@ def _schedule(params, method: str) -> str:
         return f"{s.get('order', 'first')} order, prune once at the end"
     if method == "gold-nas":
         return f"one level, FLOPs-regularised gradual pruning (mu={s['mu']}, n0={s['n0']}, to {s['flops_min']} M)"
+    if method in ("entranas", "entranas-dst"):
+        topology = f"learned topology, lambda={s['lambda']}" if method == "entranas-dst" else "top-2 inputs per node"
+        return (f"engine cells {s['engine_cells']}, transit cells run the cell derived every step, {topology}, "
+                f"tau {s['temperature0']} x {s['temperature_decay']}/epoch")
+    if method == "gold-nas-random":
+        return f"random pruning to {s['flops_max']} M, best of {s['candidates']} briefly trained"
     if method == "pr-darts":
         return (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
                 f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds")
