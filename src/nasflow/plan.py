@@ -64,14 +64,14 @@ def recipe_for(params, dataset: str) -> str:
 
 
 def transfer_architectures(params, searched: list[dict]) -> list[str]:
-    """Published cells of the profile, plus the first `searched_per_method` cells of each method."""
+    """Published cells of the profile, plus the last `searched_per_method` cells of each method's searches:
+    a search's final cell (for GOLD-NAS the most pruned Pareto point) is the one it is known by."""
     transfer = params["train"]["transfer"]
-    chosen, per_method = list(transfer.get("cells", [])), {}
+    by_method: dict[str, list[str]] = {}
     for arch in searched:
-        if per_method.get(arch["method"], 0) < transfer.get("searched_per_method", 1):
-            per_method[arch["method"]] = per_method.get(arch["method"], 0) + 1
-            chosen.append(arch["id"])
-    return chosen
+        by_method.setdefault(arch["method"], []).append(arch["id"])
+    n = transfer.get("searched_per_method", 1)
+    return list(transfer.get("cells", [])) + [i for ids in by_method.values() for i in ids[-n:]]
 
 
 def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:
