@@ -191,6 +191,16 @@ def cmd_bench_search(args) -> None:
               f"x{r['memory_ratio']:.2f}   {r['network_ops']:4d} op modules run per forward")
 
 
+def _bench_flags(q: argparse.ArgumentParser, channels: int, layers: int, batch: int, steps: int, warmup: int) -> None:
+    q.add_argument("--channels", type=_positive, default=channels)
+    q.add_argument("--layers", type=_positive, default=layers)
+    q.add_argument("--batch", type=_positive, default=batch)
+    q.add_argument("--steps", type=_positive, default=steps)
+    q.add_argument("--warmup", type=int, default=warmup)
+    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasflow", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -235,23 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = p.add_subparsers(dest="bench_verb", required=True, metavar="WHAT")
     q = bench.add_parser("train", help="training throughput of an evaluation network")
     q.add_argument("--genotype", default="DARTS_V2")
-    q.add_argument("--channels", type=_positive, default=36)
-    q.add_argument("--layers", type=_positive, default=20)
-    q.add_argument("--batch", type=_positive, default=96)
-    q.add_argument("--steps", type=_positive, default=5)
-    q.add_argument("--warmup", type=int, default=2)
-    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
-    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    _bench_flags(q, channels=36, layers=20, batch=96, steps=5, warmup=2)
     q.set_defaults(func=cmd_bench_train)
 
     q = bench.add_parser("search", help="EnTranNAS Table 3: DARTS super-net, + Engine/Transit, + sharing, + bottleneck")
-    q.add_argument("--channels", type=_positive, default=16)
-    q.add_argument("--layers", type=_positive, default=8)
-    q.add_argument("--batch", type=_positive, default=64)
-    q.add_argument("--steps", type=_positive, default=3)
-    q.add_argument("--warmup", type=int, default=1)
-    q.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
-    q.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    _bench_flags(q, channels=16, layers=8, batch=64, steps=3, warmup=1)
     q.set_defaults(func=cmd_bench_search)
 
     p = verbs.add_parser("consistency", help="super-net against derived networks (EnTranNAS Tables 1 and 2)")
