@@ -73,6 +73,13 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     t3 = pd.read_csv(r / "table3.csv")
     assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
     assert sorted(t3["method"]) == sorted(_methods(pipeline)) and t3["schedule"].str.len().min() > 10
+    consistency = pd.read_csv(r / "consistency.csv")
+    assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_accuracy", "child_accuracy",
+                                         "accuracy_drop", "retrained_error", "kendall_tau"]
+    assert list(consistency["method"]) == _methods(pipeline)
+    assert (consistency["accuracy_drop"] - (consistency["supernet_accuracy"] - consistency["child_accuracy"])).abs().max() < 1e-6
+    assert consistency["kendall_tau"].isna().all()  # one seed per method: no ranking to compare
+    assert sorted(consistency["architecture"]) == sorted(_transferred(pipeline))
     pareto = pd.read_csv(r / "pareto.csv")
     assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
     gold = pareto[pareto["method"] == "gold-nas"]
@@ -132,7 +139,8 @@ def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
         if len(parts) != 2 or not parts[1].isdigit():
             break
         counts[parts[0]] = int(parts[1])
-    assert counts == {"search": 1, "report": 1, "total": 2}  # training fans out once the new search ends
+    # training fans out once the new search ends
+    assert counts == {"search": 1, "consistency": 1, "report": 1, "total": 3}
     assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
 
 

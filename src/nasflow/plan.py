@@ -12,6 +12,7 @@ from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
 TRAIN_DIR = "results/train/{arch_id}/{dataset}/seed{seed}"
+CONSISTENCY_FILE = "results/consistency/{method}/seed{seed}.json"
 
 
 def searches(params) -> list[tuple[str, int]]:
@@ -21,6 +22,18 @@ def searches(params) -> list[tuple[str, int]]:
 
 def search_dir(method: str, seed: int) -> str:
     return SEARCH_DIR.format(method=method, seed=seed)
+
+
+def consistency_file(method: str, seed: int) -> str:
+    """Outside results/search/, which DVC versions as the search stage's output."""
+    return CONSISTENCY_FILE.format(method=method, seed=seed)
+
+
+def consistency_searches(params) -> list[tuple[str, int]]:
+    """The searches that leave a super-net to compare with its derived cell (not the random baseline)."""
+    from nasflow.search.engine import METHODS
+
+    return [(m, s) for m, s in searches(params) if getattr(METHODS[m], "base_method", None) is None]
 
 
 def train_dir(arch_id: str, dataset: str, seed: int) -> str:
@@ -64,14 +77,17 @@ def recipe_for(params, dataset: str) -> str:
 
 
 def transfer_architectures(params, searched: list[dict]) -> list[str]:
-    """Published cells of the profile, plus the last `searched_per_method` cells of each method's searches:
-    a search's final cell (for GOLD-NAS the most pruned Pareto point) is the one it is known by."""
+    """Published cells of the profile, plus the final cell (for GOLD-NAS the most pruned Pareto point: the
+    one a search is known by) of each method's first `searched_per_method` searches."""
     transfer = params["train"]["transfer"]
-    by_method: dict[str, list[str]] = {}
-    for arch in searched:
-        by_method.setdefault(arch["method"], []).append(arch["id"])
+    finals: dict[tuple[str, int], str] = {}
+    for arch in searched:  # in search order, so the last entry of a search wins
+        finals[(arch["method"], arch["search_seed"])] = arch["id"]
+    per_method: dict[str, list[str]] = {}
+    for (method, _), arch_id in finals.items():
+        per_method.setdefault(method, []).append(arch_id)
     n = transfer.get("searched_per_method", 1)
-    return list(transfer.get("cells", [])) + [i for ids in by_method.values() for i in ids[-n:]]
+    return list(transfer.get("cells", [])) + [i for ids in per_method.values() for i in ids[:n]]
 
 
 def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:

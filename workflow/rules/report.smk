@@ -1,11 +1,30 @@
 # Tables (CSV + Markdown) and figures, from the result files only.
-REPORT = ["table1", "table2", "table3", "pareto"]
+REPORT = ["table1", "table2", "table3", "pareto", "consistency"]
+
+
+rule consistency:
+    """EnTranNAS Table 1 for any search: its super-net against the derived child on the validation data."""
+    input:
+        summary="results/search/{method}/seed{seed}/search.json",
+    output:
+        "results/consistency/{method}/seed{seed}.json",
+    params:
+        search="results/search/{method}/seed{seed}",
+    log:
+        "logs/consistency/{method}/seed{seed}.log",
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "{NASFLOW} consistency supernet --method {wildcards.method} --seed {wildcards.seed} {SETTINGS} "
+        "--search-dir {params.search} --out {output} > {log} 2>&1"
 
 
 rule report:
     input:
         trainings=training_outputs,
         searches=[f"{plan.search_dir(m, s)}/search.json" for m, s in plan.searches(PARAMS)],
+        consistency=[plan.consistency_file(m, s) for m, s in plan.consistency_searches(PARAMS)],
     output:
         [f"results/{t}.{ext}" for t in REPORT for ext in ("csv", "md")],
         "results/figures/pareto.png",

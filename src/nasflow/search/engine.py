@@ -20,7 +20,7 @@ from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
+from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device, set_threads
 from nasflow.search.asap import Asap
 from nasflow.search.darts import Darts
 from nasflow.search.entranas import EnTranNAS, EnTranNASDST
@@ -189,6 +189,7 @@ class SearchRun:
         for measurements after the search (`nasflow consistency`)."""
         if not self.checkpoint_path.exists():
             raise NasflowError(f"{self.checkpoint_path}: no search checkpoint here (run `nasflow search` first)")
+        set_threads(self.params)
         self._data()
         self._build()
         ckpt = self._load()

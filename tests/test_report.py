@@ -1,0 +1,97 @@
+"""The table builders on a results tree the test writes: every figure in a table is checked against the
+files it came from."""
+import json
+from pathlib import Path
+
+import pytest
+
+from nasflow.report.tables import build_tables, write_tables
+from nasflow.settings import load_params
+
+# method -> seed -> [(arch macs_M, retrained top1 errors per training seed)]
+SEARCHES = {
+    "darts": {0: [(500.0, [3.0, 3.2])], 1: [(480.0, [2.9, 3.1])], 2: [(470.0, [3.4, 3.6])]},
+    "gold-nas": {seed: [(546.0, [2.5, 2.7]), (400.0, [2.8, 2.8]), (245.0 + seed, [3.3, 3.5 + seed])] for seed in (0, 1, 2)},
+}
+SUPERNET_ACCURACY = {("darts", 0): 60.0, ("darts", 1): 70.0, ("darts", 2): 50.0,
+                     ("gold-nas", 0): 65.0, ("gold-nas", 1): 66.0, ("gold-nas", 2): 65.0}
+TRANSFER = ["fashion-mnist", "freiburg"]
+
+
+def _write(path: Path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def results(params_file, tmp_path):
+    params = load_params(params_file, overrides=[
+        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "train.seeds=[0, 1]",
+        f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
+    root = tmp_path / "tree"
+    for method, seeds in SEARCHES.items():
+        for seed, archs in seeds.items():
+            folder = root / f"results/search/{method}/seed{seed}"
+            entries = []
+            for i, (macs, errors) in enumerate(archs):
+                arch_id = f"{method}-s{seed}-{i}"
+                entries.append({"id": arch_id, "genotype": f"genotype-{i}.json", "macs_M": macs, "params_M": macs / 150,
+                                "epoch": 10 * (i + 1)})
+                for t, error in enumerate(errors):
+                    for dataset, shift in [("cifar10", 0.0), *[(d, 10.0 * (k + 1)) for k, d in enumerate(TRANSFER)]]:
+                        _write(root / f"results/train/{arch_id}/{dataset}/seed{t}/metrics.json",
+                               {"top1_error": error + shift, "params_M": macs / 150, "macs_M": macs})
+            _write(folder / "architectures.json", entries)
+            _write(folder / "search.json", {"seconds": 86400.0 * (seed + 1), "device": "NVIDIA H100"})
+            _write(root / f"results/consistency/{method}/seed{seed}.json",
+                   {"supernet_accuracy": SUPERNET_ACCURACY[(method, seed)], "child_accuracy": 40.0,
+                    "accuracy_drop": SUPERNET_ACCURACY[(method, seed)] - 40.0})
+    for t in (0, 1):
+        for k, dataset in enumerate(TRANSFER):
+            _write(root / f"results/train/DARTS_V2/{dataset}/seed{t}/metrics.json",
+                   {"top1_error": 5.0 + k + t, "params_M": 3.3, "macs_M": 528.0})
+    return params, root
+
+
+def test_every_table_is_built_from_the_files(results, tmp_path):
+    params, root = results
+    tables = build_tables(params, root)
+    t1 = tables["table1"].set_index("architecture")
+    assert list(t1.index)[:6] == ["darts-s0-0", "darts-s1-0", "darts-s2-0", "gold-nas-s0-0", "gold-nas-s0-1", "gold-nas-s0-2"]
+    assert len(t1) == 3 + 3 * 3  # every Pareto point of every search
+    assert t1.loc["darts-s0-0", "test_error_mean"] == pytest.approx(3.1)
+    assert t1.loc["darts-s0-0", "test_error_std"] == pytest.approx(0.141, abs=1e-3)  # sample std of 3.0, 3.2
+    assert t1.loc["darts-s1-0", "search_gpu_days"] == 2.0 and t1.loc["darts-s0-0", "seeds"] == "0,1"
+    pareto = tables["pareto"]
+    gold = pareto[pareto["method"] == "gold-nas"]
+    assert list(gold["macs_M"])[:3] == [546.0, 400.0, 245.0] and list(gold["test_error"])[:3] == [2.6, 2.8, 3.4]
+    t3 = tables["table3"].set_index("method")
+    assert t3.loc["darts", "test_error_mean"] == pytest.approx(3.2)  # over every darts cell and training seed
+    t2 = tables["table2"].set_index("architecture")
+    # published cells, then each search's final cell (GOLD-NAS: the most pruned Pareto point)
+    assert list(t2.index) == ["DARTS_V2", "darts-s0-0", "gold-nas-s0-2"]
+    assert t2.loc["gold-nas-s0-2", "freiburg_error"] == pytest.approx(3.4 + 20.0)
+    assert t2.loc["DARTS_V2", "fashion-mnist_error"] == pytest.approx(5.5)
+    written = write_tables(tables, tmp_path / "out")
+    assert {p.name for p in written} >= {"table1.csv", "table1.md", "consistency.csv", "pareto.md"}
+
+
+def test_consistency_table_ranks_super_nets_against_retraining(results):
+    params, root = results
+    table = build_tables(params, root)["consistency"]
+    darts = table[table["method"] == "darts"]
+    # super-net errors 40, 30, 50 against retrained 3.1, 3.0, 3.5: the same order, tau = 1
+    assert list(darts["kendall_tau"]) == [1.0, 1.0, 1.0]
+    assert list(darts["retrained_error"]) == pytest.approx([3.1, 3.0, 3.5])
+    gold = table[table["method"] == "gold-nas"]
+    assert gold["architecture"].tolist() == ["gold-nas-s0-2", "gold-nas-s1-2", "gold-nas-s2-2"]
+    # super-net errors 35, 34, 35 against retrained 3.4, 3.9, 4.4: one concordant and one discordant pair,
+    # one tie on the super-net side: tau-b = 0 / sqrt(2 * 3)
+    assert gold["kendall_tau"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_missing_result_file_is_named(results):
+    params, root = results
+    (root / "results/train/darts-s1-0/cifar10/seed1/metrics.json").unlink()
+    with pytest.raises(FileNotFoundError, match="darts-s1-0/cifar10/seed1"):
+        build_tables(params, root)
