@@ -410,7 +410,7 @@ def test_tiny_search_builds_counts_and_measures_consistency(smoke_params, tmp_pa
     assert res.returncode == 0, res.stderr
     c = json.loads(out.read_text())
     assert c["engine_cells"] == [0, 1] and c["images"] == 80
-    assert 0 <= c["child_accuracy"] <= 100 and c["accuracy_drop"] == pytest.approx(c["supernet_accuracy"] - c["child_accuracy"])
+    assert 0 <= c["child_error"] <= 100 and c["error_gap"] == pytest.approx(c["child_error"] - c["supernet_error"])
     with torch.no_grad():
         run.net.eval()
         x = torch.randn(2, 3, 32, 32)

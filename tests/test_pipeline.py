@@ -74,10 +74,10 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
     assert sorted(t3["method"]) == sorted(_methods(pipeline)) and t3["schedule"].str.len().min() > 10
     consistency = pd.read_csv(r / "consistency.csv")
-    assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_accuracy", "child_accuracy",
-                                         "accuracy_drop", "retrained_error", "kendall_tau"]
+    assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_error", "child_error",
+                                         "error_gap", "retrained_error", "kendall_tau"]
     assert list(consistency["method"]) == _methods(pipeline)
-    assert (consistency["accuracy_drop"] - (consistency["supernet_accuracy"] - consistency["child_accuracy"])).abs().max() < 1e-6
+    assert (consistency["error_gap"] - (consistency["child_error"] - consistency["supernet_error"])).abs().max() < 1e-6
     assert consistency["kendall_tau"].isna().all()  # one seed per method: no ranking to compare
     assert sorted(consistency["architecture"]) == sorted(_transferred(pipeline))
     pareto = pd.read_csv(r / "pareto.csv")

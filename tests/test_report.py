@@ -44,8 +44,8 @@ def results(params_file, tmp_path):
             _write(folder / "architectures.json", entries)
             _write(folder / "search.json", {"seconds": 86400.0 * (seed + 1), "device": "NVIDIA H100"})
             _write(root / f"results/consistency/{method}/seed{seed}.json",
-                   {"supernet_accuracy": SUPERNET_ACCURACY[(method, seed)], "child_accuracy": 40.0,
-                    "accuracy_drop": SUPERNET_ACCURACY[(method, seed)] - 40.0})
+                   {"supernet_error": 100.0 - SUPERNET_ACCURACY[(method, seed)], "child_error": 60.0,
+                    "error_gap": SUPERNET_ACCURACY[(method, seed)] - 40.0})
     for t in (0, 1):
         for k, dataset in enumerate(TRANSFER):
             _write(root / f"results/train/DARTS_V2/{dataset}/seed{t}/metrics.json",

@@ -134,7 +134,7 @@ def cmd_consistency_supernet(args) -> None:
 
     r = supernet_vs_child(_params(args), args.method, args.seed, args.search_dir, args.out)
     print(f"{args.method} seed {args.seed} (epoch {r['epoch']}, {r['images']} validation images): super-net "
-          f"{r['supernet_accuracy']:.2f}%, child {r['child_accuracy']:.2f}%, drop {r['accuracy_drop']:.2f} -> {args.out}")
+          f"{r['supernet_error']:.2f}% error, child {r['child_error']:.2f}%, gap {r['error_gap']:.2f} -> {args.out}")
 
 
 def cmd_consistency_kendall(args) -> None:
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("consistency", help="super-net against derived networks (EnTranNAS Tables 1 and 2)")
     cons = p.add_subparsers(dest="consistency_verb", required=True, metavar="WHAT")
-    q = cons.add_parser("supernet", help="accuracy of a search's super-net against its derived child network")
+    q = cons.add_parser("supernet", help="error of a search's super-net against its derived child network")
     q.add_argument("--method", required=True)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--search-dir", required=True, help="the search's output directory (holds checkpoint.pt)")

@@ -5,7 +5,7 @@ table1.csv  architecture, method, seeds, test_error_mean, test_error_std, params
 table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout)
 pareto.csv  method, seed, arch_id, epoch, macs_M, params_M, test_error
-consistency.csv  method, seed, architecture, supernet_accuracy, child_accuracy, accuracy_drop,
+consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
             retrained_error, kendall_tau                         (EnTranNAS Tables 1 and 2)
 Each CSV has a Markdown copy beside it; figures go to results/figures/.
 """
@@ -23,7 +23,7 @@ from nasflow.search.engine import method_settings
 TABLE1 = ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
-CONSISTENCY = ["method", "seed", "architecture", "supernet_accuracy", "child_accuracy", "accuracy_drop",
+CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
                "retrained_error", "kendall_tau"]
 PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
 
@@ -100,7 +100,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
 
 
 def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
-    """EnTranNAS Tables 1 and 2 for every search: the super-net's validation accuracy against its derived
+    """EnTranNAS Tables 1 and 2 for every search: the super-net's validation error against its derived
     child's (`nasflow consistency supernet`), and per method Kendall's tau between the super-net's error
     and the retrained error over its seeds (empty with fewer than two seeds)."""
     from nasflow.search.consistency import kendall_tau
@@ -112,12 +112,11 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
         archs = plan.read_architectures(root / plan.search_dir(method, seed) / "architectures.json")
         final = archs[-1]["id"]
         rows.append({"method": method, "seed": seed, "architecture": final,
-                     "supernet_accuracy": round(found["supernet_accuracy"], 3),
-                     "child_accuracy": round(found["child_accuracy"], 3),
-                     "accuracy_drop": round(found["accuracy_drop"], 3), "retrained_error": retrained.get(final)})
+                     "supernet_error": round(found["supernet_error"], 3), "child_error": round(found["child_error"], 3),
+                     "error_gap": round(found["error_gap"], 3), "retrained_error": retrained.get(final)})
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        tau = (kendall_tau([100 - r["supernet_accuracy"] for r in mine], [r["retrained_error"] for r in mine])
+        tau = (kendall_tau([r["supernet_error"] for r in mine], [r["retrained_error"] for r in mine])
                if len(mine) > 1 else None)
         for r in mine:
             r["kendall_tau"] = None if tau is None or tau != tau else round(tau, 3)

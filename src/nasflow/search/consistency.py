@@ -1,6 +1,7 @@
 """`nasflow consistency`: how far a super-net's judgement is from the networks it derives (EnTranNAS 4.1).
 
-`supernet` (Table 1). From a search's checkpoint: the accuracy, on the search's validation half, of the
+`supernet` (Table 1). From a search's checkpoint: the error (percent, as everywhere in nasflow; the paper
+prints accuracies), on the search's validation half, of the
 super-net as the method runs it (`policy.forward`: for EnTranNAS the Engine-cells mix the whole DAG and
 the Transit-cells run the derived cell) against the child network, where every cell runs only the derived
 architecture, each kept op with coefficient 1. Works for every method (DARTS's super-net is all
@@ -64,7 +65,7 @@ def accuracies(net: Supernet, policy, batches) -> dict:
         right["child"] += int((child_forward(net, plans, x).argmax(1) == y).sum())
         seen += len(y)
     sup, child = 100.0 * right["supernet"] / seen, 100.0 * right["child"] / seen
-    return {"supernet_accuracy": sup, "child_accuracy": child, "accuracy_drop": sup - child, "images": seen}
+    return {"supernet_error": 100.0 - sup, "child_error": 100.0 - child, "error_gap": sup - child, "images": seen}
 
 
 def supernet_vs_child(params, method: str, seed: int, search_dir: str | Path, out: str | Path) -> dict:
