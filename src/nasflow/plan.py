@@ -33,7 +33,7 @@ def consistency_searches(params) -> list[tuple[str, int]]:
     """The searches that leave a super-net to compare with its derived cell (not the random baseline)."""
     from nasflow.search.engine import METHODS
 
-    return [(m, s) for m, s in searches(params) if getattr(METHODS[m], "base_method", None) is None]
+    return [(m, s) for m, s in searches(params) if METHODS[m].runner is None]
 
 
 def train_dir(arch_id: str, dataset: str, seed: int) -> str:

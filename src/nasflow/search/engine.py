@@ -27,7 +27,7 @@ from nasflow.search.entranas import EnTranNAS, EnTranNASDST
 from nasflow.search.gold_nas import GoldNas
 from nasflow.search.policy import normalised_entropy
 from nasflow.search.pr_darts import PrDarts
-from nasflow.search.random_prune import RandomPrune, RandomPruneRun
+from nasflow.search.random_prune import RandomPrune
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import count_network
 
@@ -319,8 +319,9 @@ class SearchRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        if METHODS[self.method] is RandomPrune:  # trains candidate networks, not the supernet
-            return RandomPruneRun(self).run(resume, replace_stale)
+        runner = METHODS[self.method].runner
+        if runner is not None:
+            return runner(self).run(resume, replace_stale)
         prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
         self._data()
         self._build()

@@ -26,6 +26,7 @@ class SearchPolicy:
     one_level = False    # GOLD-NAS: alpha and weights on the same batch, one loss
     stop_reason = "finished"  # what `finished()` means, for search.json
     extra_columns: tuple[str, ...] = ()  # history.csv columns of this method beyond the engine's
+    runner = None  # a method that does not train the supernet (a baseline) names the class that runs it
 
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings

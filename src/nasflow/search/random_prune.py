@@ -89,13 +89,6 @@ def genotype_of(net: Supernet, alive: dict[str, torch.Tensor]):
     return net.genotype_from_choice(choice)
 
 
-class RandomPrune(SearchPolicy):
-    """Registered in engine.METHODS for the settings and the CLI; the work is `RandomPruneRun`'s."""
-    name = "gold-nas-random"
-    base_method = "gold-nas"  # its settings start from GOLD-NAS's block: the same space at the same size
-    stop_reason = "every candidate trained"
-
-
 class RandomPruneRun:
     """Draws, trains and scores the candidates; `search` is the engine's SearchRun (settings, out, device)."""
 
@@ -245,3 +238,11 @@ class RandomPruneRun:
             tracker.log_artifact(self.out / name)
         tracker.set_tags({"arch_id": genotype.name})
         return {"genotype": genotype, **summary, **counts}
+
+
+class RandomPrune(SearchPolicy):
+    """Registered in engine.METHODS for the settings and the CLI; the work is `RandomPruneRun`'s."""
+    name = "gold-nas-random"
+    base_method = "gold-nas"  # its settings start from GOLD-NAS's block: the same space at the same size
+    stop_reason = "every candidate trained"
+    runner = RandomPruneRun
