@@ -213,8 +213,8 @@ def reference_training(smoke_params, tmp_path_factory):
 def test_training_killed_at_a_seeded_moment_resumes_bit_for_bit(reference_training, smoke_params, tmp_path, seed):
     out = tmp_path / "killed"
     _kill_and_resume(TRAIN, smoke_params, out, random.Random(100 + seed).uniform(0.0, 4.0))
-    a = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(reference_training / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(reference_training / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     error = lambda d: json.loads((d / "metrics.json").read_text())["top1_error"]
     assert error(out) == error(reference_training)
@@ -254,7 +254,7 @@ def test_a_nan_loss_stops_the_run_fails_its_mlflow_run_and_keeps_the_last_checkp
     res = run_cli(*args, env={"NASFLOW_FAULT": "nan-loss@2"})
     _one_clear_line(res, "epoch 2 step 1: the loss became nan; the last good checkpoint")
     assert _mlflow_statuses(db) == ["FAILED"]
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
     # the fault gone, the same command with --resume goes on from epoch 2 in the same MLflow run
     res = run_cli(*args, "--resume")
     assert res.returncode == 0, res.stderr
@@ -308,3 +308,34 @@ def test_a_killed_pipeline_reruns_with_the_same_command_to_the_same_results(tmp_
     pd.testing.assert_frame_equal(table(work), table(ref))
     assert (search / "genotype.json").read_text() == (ref / "results/search/darts/seed0/genotype.json").read_text()
     _no_half_written_files(work / "results")
+
+
+# ---- a disk that fills up: the write fails, the last good checkpoint survives ----------------------------
+
+def _file_size_limit(limit: int):
+    """For the child only: writes past `limit` bytes fail with EFBIG (Python ignores SIGXFSZ), as they would
+    on a full disk or an exhausted quota."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.slow
+@needs_shared
+def test_a_failed_checkpoint_write_keeps_the_last_good_one_and_resume_finishes_the_search(
+        reference_search, smoke_params, tmp_path):
+    # The first checkpoint's size, from a one-epoch run of the same search (the same tensors and keys).
+    first = _uninterrupted([*SEARCH, "--set", "search.darts.epochs=1"], smoke_params, tmp_path / "one")
+    limit = (first / "checkpoint.pt").stat().st_size + 32  # epoch 2's checkpoint holds one more epoch of alphas
+    out = tmp_path / "full"
+    args = [*SEARCH, "--params", smoke_params, "--out", out, *QUIET]
+    res = subprocess.run(_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         preexec_fn=_file_size_limit(limit))
+    _one_clear_line(res, f"{out / 'checkpoint.pt'}: could not be written (File too large)")
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the previous file, intact
+    assert not list(out.glob(".*.tmp"))
+    res = run_cli(*args, "--resume")
+    assert res.returncode == 0, res.stderr
+    for name in ("genotype.json", "architectures.json"):
+        assert json.loads((out / name).read_text()) == json.loads((reference_search / name).read_text())
+    assert _history_without_timing(out) == _history_without_timing(reference_search)

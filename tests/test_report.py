@@ -35,8 +35,8 @@ def results(params_file, tmp_path):
             entries = []
             for i, (macs, errors) in enumerate(archs):
                 arch_id = f"{method}-s{seed}-{i}"
-                entries.append({"id": arch_id, "genotype": f"genotype-{i}.json", "macs_M": macs, "params_M": macs / 150,
-                                "epoch": 10 * (i + 1)})
+                entries.append({"id": arch_id, "genotype": f"genotype-{i}.json", "macs_M": macs, "macs": int(macs * 1e6),
+                                "params_M": macs / 150, "epoch": 10 * (i + 1)})
                 for t, error in enumerate(errors):
                     for dataset, shift in [("cifar10", 0.0), *[(d, 10.0 * (k + 1)) for k, d in enumerate(TRANSFER)]]:
                         _write(root / f"results/train/{arch_id}/{dataset}/seed{t}/metrics.json",

@@ -70,8 +70,8 @@ def test_killed_training_resumes_to_the_same_final_weights(smoke_params, tmp_pat
     proc.wait()
     res = run_cli(*base, "--out", out, "--resume")
     assert res.returncode == 0, res.stderr
-    a = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((out / "metrics.json").read_text())["top1_error"] == json.loads((tmp_path / "ref" / "metrics.json").read_text())["top1_error"]
 

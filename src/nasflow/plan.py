@@ -4,9 +4,12 @@ the same files afterwards), so the two never disagree about the fan-out."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
+from nasflow import io as nio
+from nasflow.errors import NasflowError
 from nasflow.search.engine import METHODS
 from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
@@ -40,8 +43,20 @@ def train_dir(arch_id: str, dataset: str, seed: int) -> str:
     return TRAIN_DIR.format(arch_id=arch_id, dataset=dataset, seed=seed)
 
 
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
 def read_architectures(path: str | Path) -> list[dict]:
-    return json.loads(Path(path).read_text())
+    """A search's architectures.json, with every entry's genotype file checked to lie beside it and its id
+    to be a plain name (ids become folder names under results/train/)."""
+    path = Path(path)
+    entries = json.loads(path.read_text())
+    for entry in entries:
+        if not _SAFE_ID.fullmatch(str(entry.get("id", ""))) or ".." in entry["id"]:
+            raise NasflowError(f"{path}: refused the architecture id {entry.get('id')!r}: ids are plain names "
+                               "(letters, digits, '_', '.', '+', '-')")
+        nio.inside(path.parent, entry.get("genotype", ""), path)
+    return entries
 
 
 def searched_architectures(params, archs_file: Callable[[str, int], str]) -> list[dict]:
@@ -50,7 +65,7 @@ def searched_architectures(params, archs_file: Callable[[str, int], str]) -> lis
     for method, seed in searches(params):
         for entry in read_architectures(archs_file(method, seed)):
             out.append({**entry, "method": method, "search_seed": seed,
-                        "genotype_path": f"{search_dir(method, seed)}/{entry['genotype']}"})
+                        "genotype_path": f"{search_dir(method, seed)}/{entry['genotype']}"})  # checked on reading
     return out
 
 
@@ -63,7 +78,7 @@ def genotype_ref(arch_id: str) -> str:
         if path.is_file():
             for entry in read_architectures(path):
                 if entry["id"] == arch_id:
-                    return str(path.parent / entry["genotype"])
+                    return str(nio.inside(path.parent, entry["genotype"], path))
         return str(path.parent / "genotype.json")
     if arch_id in zoo_entries():
         return arch_id

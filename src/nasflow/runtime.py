@@ -1,6 +1,7 @@
 """Where a job runs: device choice, its name for the records, threads, and loading checkpoints."""
 from __future__ import annotations
 
+import pickle
 import platform
 from pathlib import Path
 
@@ -30,13 +31,31 @@ def set_threads(params) -> None:
         torch.set_num_threads(threads)
 
 
-def load_checkpoint(path: Path, device, version: int, fingerprint: str) -> dict:
-    """A checkpoint that is damaged or was made with other settings is refused, never replaced."""
+def _read_checkpoint(path: Path, device) -> dict:
+    """torch.load restricted to tensors and plain data (weights_only): a checkpoint is a pickle, and one
+    that travelled (a DVC remote, a shared filesystem, a colleague's results/) must not run code when a
+    run resumes. Refused with one line naming what the file would have needed to import."""
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            needs = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)) or "unknown globals"
+        except Exception:  # not even a readable archive: fall through to "corrupt"
+            needs = None
+        if needs:
+            raise NasflowError(f"{path}: refused: loading it would run code ({needs}); it was left as is: "
+                               "delete it to start over if you did not expect this file") from None
+        raise NasflowError(f"{path}: corrupt checkpoint (UnpicklingError); it was left as is: delete it "
+                           "to start over") from None
     except Exception as exc:  # torch raises several types for a damaged file
         raise NasflowError(f"{path}: corrupt checkpoint ({type(exc).__name__}); it was left as is: delete it "
                            "to start over") from None
+
+
+def load_checkpoint(path: Path, device, version: int, fingerprint: str) -> dict:
+    """A checkpoint that is damaged, could run code, or was made with other settings is refused, never
+    replaced."""
+    ckpt = _read_checkpoint(path, device)
     if not isinstance(ckpt, dict) or ckpt.get("version") != version:
         raise NasflowError(f"{path}: not a nasflow checkpoint of this kind")
     if ckpt.get("fingerprint") != fingerprint:
@@ -58,8 +77,8 @@ def set_aside_stale(path: Path, fingerprint: str) -> Path | None:
     if not path.exists():
         return None
     try:
-        old = torch.load(path, map_location="cpu", weights_only=False).get("fingerprint")
-    except Exception:  # damaged: not ours to move
+        old = _read_checkpoint(path, "cpu").get("fingerprint")
+    except (NasflowError, AttributeError):  # damaged or unsafe: not ours to move
         return None
     if old == fingerprint:
         return None

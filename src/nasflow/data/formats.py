@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import pickle
 import struct
 import tarfile
@@ -45,9 +46,33 @@ def verify_md5(path: Path, expected: str) -> None:
 
 # ---- CIFAR ---------------------------------------------------------------------------------------------
 
+# What the official CIFAR batches (pickled by Python 2 and numpy 1) and their re-pickled copies (numpy 2)
+# reference: numpy arrays, dtypes and scalars, and the codec Python 3 uses for bytes in protocol 2.
+# Anything else in a batch is not data, and unpickling it could run code.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+}
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _Refused(Exception):
+    pass
+
+
 def _unpickle(blob: bytes, where: str) -> dict:
     try:
-        return pickle.loads(blob, encoding="bytes")
+        return _DataOnlyUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except _Refused as exc:
+        raise NasflowError(f"{where}: refused: the batch references {exc}, which is not CIFAR data and could "
+                           "run code; nothing was loaded") from None
     except Exception as exc:  # pickle raises many types on damaged input
         raise NasflowError(f"{where}: damaged CIFAR batch ({type(exc).__name__})") from None
 
@@ -85,7 +110,8 @@ def read_cifar(directory: Path, name: str) -> ImageArrays | None:
         path = directory / tarball
         verify_md5(path, checksum)
         with tarfile.open(path, "r:gz") as tar:
-            return _cifar_batches(lambda f: tar.extractfile(f"{folder}/{f}").read(), name, str(path))
+            # errors name the member: <archive>.tar.gz:cifar-100-python/train
+            return _cifar_batches(lambda f: tar.extractfile(f"{folder}/{f}").read(), name, f"{path}:{folder}")
     return None
 
 

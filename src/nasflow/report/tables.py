@@ -4,7 +4,8 @@ table1.csv  architecture, method, seeds, test_error_mean, test_error_std, params
             search_gpu_days, search_device                      (retraining on train.dataset)
 table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout)
-pareto.csv  method, seed, arch_id, epoch, macs_M, params_M, test_error
+pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
+            test_error
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
             retrained_error, kendall_tau                         (EnTranNAS Tables 1 and 2)
 Each CSV has a Markdown copy beside it; figures go to results/figures/.
@@ -79,7 +80,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
         pareto.append({"method": arch["method"], "seed": arch["search_seed"], "arch_id": arch["id"],
-                       "epoch": arch["epoch"], "macs_M": arch["macs_M"], "params_M": arch["params_M"], "test_error": mean})
+                       "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean})
         per_method.setdefault(arch["method"], []).extend(metrics)
     for method, metrics in per_method.items():
         mean, std = _mean_std([m["top1_error"] for m in metrics])

@@ -116,7 +116,9 @@ def final_arch_id(search_dir: Path) -> str:
     path = search_dir / "architectures.json"
     if not path.is_file():
         raise NasflowError(f"{path}: missing (is {search_dir} a finished search?)")
-    entries = json.loads(path.read_text())
+    from nasflow.plan import read_architectures
+
+    entries = read_architectures(path)
     final = [e for e in entries if e["genotype"] == "genotype.json"] or entries[-1:]
     return final[0]["id"]
 

@@ -29,7 +29,7 @@ from nasflow.search.policy import normalised_entropy
 from nasflow.search.pr_darts import PrDarts
 from nasflow.search.random_prune import RandomPrune
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
-from nasflow.space.counting import count_network
+from nasflow.space.counting import architecture_entry
 
 METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "gold-nas-random": RandomPrune, "pr-darts": PrDarts,
            "entranas": EnTranNAS, "entranas-dst": EnTranNASDST}
@@ -362,8 +362,9 @@ class SearchRun:
             row.setdefault("threshold", float("nan"))
             self.history.append(row)
             for name, g in self.net.groups.items():
-                self.alphas[f"{name}_alpha_e{self.epoch:03d}"] = g.alpha.detach().cpu().numpy().copy()
-                self.alphas[f"{name}_alive_e{self.epoch:03d}"] = g.alive.cpu().numpy().copy()
+                # tensors, not numpy arrays: the checkpoint holds them and loads weights-only
+                self.alphas[f"{name}_alpha_e{self.epoch:03d}"] = g.alpha.detach().cpu().clone()
+                self.alphas[f"{name}_alive_e{self.epoch:03d}"] = g.alive.cpu().clone()
             done = self.policy.finished(self.net)
             self._write_progress_files()
             self._save(finished=done or self.epoch == s["epochs"])
@@ -378,7 +379,8 @@ class SearchRun:
         with nio.atomic_path(self.out / "alphas.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),
-                         groups=np.array(list(self.net.groups)), **self.alphas)
+                         groups=np.array(list(self.net.groups)),
+                         **{k: v.numpy() for k, v in self.alphas.items()})
         for name, content in self.policy.files().items():
             nio.write_json(self.out / name, content)
 
@@ -392,8 +394,9 @@ class SearchRun:
             nio.write_json(self.out / name, genotype.to_json())
             # A per-position genotype fixes the depth: it is evaluated at the depth it was searched at.
             layers = s["layers"] if genotype.layout == "per-position" else s["eval_layers"]
-            counts = count_network(genotype, s["eval_channels"], layers, s["dataset"])
-            entries.append({"id": genotype.name, "genotype": name, **counts, "epoch": epoch})
+            sizes = architecture_entry(genotype, s["eval_channels"], layers, s["dataset"])
+            counts = {k: sizes[k] for k in ("params_M", "macs_M")}
+            entries.append({"id": genotype.name, "genotype": name, **sizes, "epoch": epoch})
         if len(found) > 1:  # genotype.json is always the final cell
             nio.write_json(self.out / "genotype.json", genotype.to_json())
         nio.write_json(self.out / "architectures.json", entries)

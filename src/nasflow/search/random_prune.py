@@ -39,7 +39,7 @@ from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir
 from nasflow.search.flops import fixed_macs, op_macs_table
 from nasflow.search.policy import SearchPolicy
 from nasflow.search.supernet import Supernet, edge_inputs
-from nasflow.space.counting import count_network, evaluation_network
+from nasflow.space.counting import architecture_entry, count_network, evaluation_network
 
 HISTORY_COLUMNS = ["candidate", "draws", "pruned", "alive_ops", "flops_M", "params_M", "macs_M", "train_loss",
                    "train_error", "val_loss", "val_error", "seconds"]
@@ -221,9 +221,10 @@ class RandomPruneRun:
         best = min(rows, key=lambda r: (r["val_error"], r["val_loss"], r["candidate"]))
         genotype = load_genotype(self.out / "candidates" / f"candidate-{best['candidate']}.json")
         genotype.name = f"gold-nas-random-s{self.seed}-0"  # the id the pipeline would retrain
-        counts = count_network(genotype, self.s["eval_channels"], self.s["layers"], self.s["dataset"])
+        sizes = architecture_entry(genotype, self.s["eval_channels"], self.s["layers"], self.s["dataset"])
+        counts = {k: sizes[k] for k in ("params_M", "macs_M")}
         nio.write_json(self.out / "genotype.json", genotype.to_json())
-        nio.write_json(self.out / "architectures.json", [{"id": genotype.name, "genotype": "genotype.json", **counts,
+        nio.write_json(self.out / "architectures.json", [{"id": genotype.name, "genotype": "genotype.json", **sizes,
                                                           "epoch": self.s["candidate_epochs"],
                                                           "candidate": best["candidate"]}])
         summary = {"seconds": round(seconds, 3), "device": device_name(self.device), "epochs": self.s["candidate_epochs"],

@@ -34,9 +34,26 @@ def evaluation_network(genotype: Genotype, channels: int, layers: int, dataset: 
                          in_channels=info.channels, image_size=info.image_size, auxiliary=auxiliary, **extra)
 
 
-def count_network(genotype: Genotype, channels: int, layers: int, dataset: str = "cifar10", **extra) -> dict:
-    """{"params_M", "macs_M"} of the evaluation network on one image of `dataset`."""
+def count_exact(genotype: Genotype, channels: int, layers: int, dataset: str = "cifar10", **extra) -> dict:
+    """{"params", "macs"} of the evaluation network on one image of `dataset`, as integers."""
     info = dataset_info(dataset)
     net = evaluation_network(genotype, channels, layers, dataset, **extra)
     x = torch.zeros(1, info.channels, info.image_size, info.image_size)
-    return {"params_M": round(count_params(net) / 1e6, 3), "macs_M": round(measured_macs(net, x) / 1e6, 1)}
+    return {"params": count_params(net), "macs": measured_macs(net, x)}
+
+
+def rounded(exact: dict) -> dict:
+    """The published precision: {"params_M" to 3 decimals, "macs_M" to 1}."""
+    return {"params_M": round(exact["params"] / 1e6, 3), "macs_M": round(exact["macs"] / 1e6, 1)}
+
+
+def count_network(genotype: Genotype, channels: int, layers: int, dataset: str = "cifar10", **extra) -> dict:
+    """{"params_M", "macs_M"} of the evaluation network on one image of `dataset`."""
+    return rounded(count_exact(genotype, channels, layers, dataset, **extra))
+
+
+def architecture_entry(genotype: Genotype, channels: int, layers: int, dataset: str) -> dict:
+    """An architectures.json entry's sizes: the published precision for tables, and the exact MACs so
+    that Pareto points whose rounded MACs coincide can still be ordered."""
+    exact = count_exact(genotype, channels, layers, dataset)
+    return {**rounded(exact), "macs": exact["macs"]}
