@@ -13,32 +13,39 @@ from nasflow.train.schedules import drop_path_probability, learning_rate
 from nasflow.train.trainer import topk_errors
 
 
+def _recipe(**keys):
+    """A recipe as the trainer sees it: the repository's recipe_defaults under `keys`."""
+    from nasflow.settings import load_params
+
+    return {**load_params(ROOT / "params.yaml")["train"]["recipe_defaults"], **keys}
+
+
 def test_cosine_per_epoch_is_darts_schedule():
-    r = {"epochs": 600, "lr": 0.025, "lr_min": 0.0, "schedule": "cosine", "schedule_unit": "epoch"}
+    r = _recipe(epochs=600, lr=0.025, lr_min=0.0, schedule="cosine", schedule_unit="epoch")
     assert learning_rate(r, 0, 123, 521) == pytest.approx(0.025)
     assert learning_rate(r, 300, 0, 521) == pytest.approx(0.0125)
     assert learning_rate(r, 599, 0, 521) == pytest.approx(0.025 * 0.5 * (1 + math.cos(math.pi * 599 / 600)))
 
 
 def test_cosine_per_step_moves_within_an_epoch():
-    r = {"epochs": 2, "lr": 1.0, "schedule": "cosine", "schedule_unit": "step"}
+    r = _recipe(epochs=2, lr=1.0, schedule="cosine", schedule_unit="step")
     lrs = [learning_rate(r, e, s, 10) for e in range(2) for s in range(10)]
     assert lrs[0] == 1.0 and all(b < a for a, b in zip(lrs, lrs[1:]))
     assert lrs[10] == pytest.approx(0.5)
 
 
 def test_asap_cyclic_cosine_halves_each_cycle():
-    r = {"epochs": 1500, "lr": 0.025, "schedule": "cyclic_cosine", "cycles": 5, "cycle_decay": 0.5}
+    r = _recipe(epochs=1500, lr=0.025, schedule="cyclic_cosine", cycles=5, cycle_decay=0.5)
     peaks = [learning_rate(r, c * 300, 0, 1) for c in range(5)]
     assert peaks == pytest.approx([0.025 / 2 ** c for c in range(5)])
     assert learning_rate(r, 299, 0, 1) < 1e-5 and learning_rate(r, 150, 0, 1) == pytest.approx(0.0125)
 
 
 def test_linear_decay_and_drop_path():
-    r = {"epochs": 250, "lr": 0.5, "schedule": "linear", "schedule_unit": "epoch"}
+    r = _recipe(epochs=250, lr=0.5, schedule="linear", schedule_unit="epoch")
     assert learning_rate(r, 125, 0, 1) == pytest.approx(0.25)
-    assert drop_path_probability({"epochs": 600, "drop_path": 0.2}, 300) == pytest.approx(0.1)
-    assert drop_path_probability({"epochs": 600, "drop_path": 0.2, "drop_path_schedule": "constant"}, 3) == 0.2
+    assert drop_path_probability(_recipe(epochs=600, drop_path=0.2), 300) == pytest.approx(0.1)
+    assert drop_path_probability(_recipe(epochs=600, drop_path=0.2, drop_path_schedule="constant"), 3) == 0.2
 
 
 def test_top5_on_ten_classes():

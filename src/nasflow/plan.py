@@ -101,8 +101,8 @@ def transfer_architectures(params, searched: list[dict]) -> list[str]:
     per_method: dict[str, list[str]] = {}
     for (method, _), arch_id in finals.items():
         per_method.setdefault(method, []).append(arch_id)
-    n = transfer.get("searched_per_method", 1)
-    return list(transfer.get("cells", [])) + [i for ids in per_method.values() for i in ids[:n]]
+    n = transfer["searched_per_method"]
+    return list(transfer["cells"]) + [i for ids in per_method.values() for i in ids[:n]]
 
 
 def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:

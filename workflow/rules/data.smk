@@ -2,6 +2,8 @@
 rule prepare_data:
     output:
         f"{DATA_ROOT}/{{dataset}}.npz",
+    params:
+        inputs=lambda w: jobs.as_rule_params(jobs.data_inputs(PARAMS, w.dataset)),
     log:
         "logs/prepare_data/{dataset}.log",
     shell:

@@ -10,6 +10,7 @@ rule consistency:
         "results/consistency/{method}/seed{seed}.json",
     params:
         search="results/search/{method}/seed{seed}",
+        inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
     log:
         "logs/consistency/{method}/seed{seed}.log",
     threads: 1
@@ -29,6 +30,9 @@ rule report:
         [f"results/{t}.{ext}" for t in REPORT for ext in ("csv", "md")],
         "results/figures/pareto.png",
         "results/figures/search_curves.png",
+    params:
+        # the tables describe each method's settings and read the seeds and transfer lists
+        inputs=jobs.as_rule_params({"search": PARAMS["search"], "train": PARAMS["train"]}),
     log:
         "logs/report.log",
     shell:

@@ -12,7 +12,7 @@ checkpoint search:
         summary="results/search/{method}/seed{seed}/search.json",
     params:
         out="results/search/{method}/seed{seed}",
-        settings=lambda w: settings_of(method_settings(PARAMS, w.method)),
+        inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
     log:
         "logs/search/{method}/seed{seed}.log",
     threads: 1

@@ -25,7 +25,9 @@ rule train:
         out="results/train/{arch_id}/{dataset}/seed{seed}",
         genotype=lambda w, input: input.genotype[0] if input.genotype else plan.genotype_ref(w.arch_id),
         recipe=lambda w: plan.recipe_for(PARAMS, w.dataset),
-        settings=lambda w: settings_of(PARAMS["train"]["recipes"][plan.recipe_for(PARAMS, w.dataset)]),
+        inputs=lambda w, input: jobs.as_rule_params(jobs.train_inputs(
+            PARAMS, jobs.genotype_content(input.genotype[0] if input.genotype else plan.genotype_ref(w.arch_id)),
+            w.dataset, plan.recipe_for(PARAMS, w.dataset), int(w.seed))),
     log:
         "logs/train/{arch_id}/{dataset}/seed{seed}.log",
     wildcard_constraints:

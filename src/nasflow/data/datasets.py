@@ -16,7 +16,7 @@ from nasflow.errors import NasflowError
 CANONICAL = {
     "cifar10": lambda d, p: formats.read_cifar(d, "cifar10"),
     "cifar100": lambda d, p: formats.read_cifar(d, "cifar100"),
-    "svhn": lambda d, p: formats.read_svhn(d, with_extra=p["data"].get("svhn_extra", True)),
+    "svhn": lambda d, p: formats.read_svhn(d, with_extra=p["data"]["svhn_extra"]),
     "fashion-mnist": lambda d, p: formats.read_fashion_mnist(d),
     "freiburg": lambda d, p: formats.read_freiburg(d),
     "cinic10": lambda d, p: next((a for a in (formats.read_class_folders(d / sub, ("train",), "test", 32)
@@ -52,7 +52,7 @@ def _download(name: str, raw_dir: Path, params) -> ImageArrays:
                 raise NasflowError(f"{name}: the downloaded archive does not hold the expected files")
             return arrays
         if name == "svhn":
-            splits = ["train", "extra"] if params["data"].get("svhn_extra", True) else ["train"]
+            splits = ["train", "extra"] if params["data"]["svhn_extra"] else ["train"]
             train = [tvd.SVHN(raw_dir, split=s, download=True) for s in splits]
             test = tvd.SVHN(raw_dir, split="test", download=True)
             x_tr = np.concatenate([d.data.transpose(0, 2, 3, 1) for d in train])

@@ -73,10 +73,10 @@ class FolderBatches:
         from torchvision.transforms import v2
 
         root = find_imagenet(params)
-        classes, fraction = choose(root, params, params["data"].get("split_seed", 0))
+        classes, fraction = choose(root, params, params["data"]["split_seed"])
         paths, labels = index_split(root, split, classes)
         if fraction and train:
-            keep = stratified_subset(labels, fraction=fraction, seed=params["data"].get("split_seed", 0))
+            keep = stratified_subset(labels, fraction=fraction, seed=params["data"]["split_seed"])
             paths, labels = [paths[i] for i in keep], labels[keep]
         info = dataset_info("imagenet")
         norm = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]

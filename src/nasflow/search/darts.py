@@ -13,7 +13,7 @@ class Darts(SearchPolicy):
     alpha_first = True
 
     def arch_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
-        if self.s.get("order", "first") == "first":
+        if self.s["order"] == "first":
             return super().arch_step(net, a_opt, train_batch, val_batch, w_opt)
         return self._unrolled_step(net, a_opt, train_batch, val_batch, w_opt)
 

@@ -2,8 +2,6 @@
 checkpoints and resume, and the files of `results/search/<method>/seed<k>/`."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow import faults
+from nasflow import faults, jobs
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -64,11 +62,14 @@ def method_settings(params, method: str) -> dict:
     return METHODS[method].settle(merged, method)
 
 
-def _fingerprint(method: str, seed: int, settings: dict, data: dict) -> str:
-    blob = json.dumps({"method": method, "seed": seed, "settings": settings,
-                       "split_seed": data.get("split_seed", 0), "weights_fraction": data.get("weights_fraction", 0.5)},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def splits_data(method: str, settings: dict) -> list[str]:
+    """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
+    baseline, which scores candidates on held-out images) halves it with both; a one-level search trains
+    on all of it and reads the seed only to draw a subset."""
+    cls = METHODS[method]
+    if cls.runner is not None or not cls.one_level:
+        return ["split_seed", "weights_fraction"]
+    return ["split_seed"] if settings["subset_per_class"] else []
 
 
 class SearchRun:
@@ -78,7 +79,7 @@ class SearchRun:
         self.s = method_settings(params, method)
         self.track_runs = track_runs
         self.device = resolve_device(params)
-        self.fingerprint = _fingerprint(method, seed, self.s, params["data"])
+        self.fingerprint = jobs.fingerprint(jobs.search_inputs(params, method, seed))
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def _folder_data(self):
@@ -107,10 +108,8 @@ class SearchRun:
             return self._folder_data()
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
-        pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
+        pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg["split_seed"])
                 if s["subset_per_class"] else np.arange(len(labels)))
-        first, second = stratified_split(labels[pool], data_cfg.get("weights_fraction", 0.5), data_cfg.get("split_seed", 0))
-        w_idx, a_idx = pool[first], pool[second]
         mean, std = normalisation(s["dataset"], arrays.x_train)
         bs = s["batch_size"]
         # DARTS draws both halves through the training augmentation; validation is measured without it.
@@ -123,14 +122,17 @@ class SearchRun:
             # One level: every training image trains alpha and the weights together; nothing is held out
             # of the training set, so progress is measured on (a stratified part of) the test set.
             w_idx = pool
-            test = (stratified_subset(arrays.y_test, per_class=s["subset_per_class"], seed=data_cfg.get("split_seed", 0))
+            test = (stratified_subset(arrays.y_test, per_class=s["subset_per_class"], seed=data_cfg["split_seed"])
                     if s["subset_per_class"] else np.arange(len(arrays.y_test)))
             val_x, val_y = arrays.x_test[test], arrays.y_test[test]
         else:
+            first, second = stratified_split(labels[pool], data_cfg["weights_fraction"], data_cfg["split_seed"])
+            w_idx, a_idx = pool[first], pool[second]
             val_x, val_y = arrays.x_train[a_idx], labels[a_idx]
         self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
                                      drop_last=True, image_transform=transform)
-        self.arch_batches = Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True)
+        self.arch_batches = (self.train_batches if METHODS[self.method].one_level else  # alpha on the same batches
+                             Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True))
         self.val_batches = Batches(val_x, val_y, bs, mean, std, False, self.device)
         if len(self.train_batches) == 0:
             raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")

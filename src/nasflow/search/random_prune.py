@@ -104,12 +104,12 @@ class RandomPruneRun:
     # ---- data: a held-out part of the training set scores the candidates ---------------------------------
     def _data(self):
         s, data_cfg = self.s, self.params["data"]
-        split_seed = data_cfg.get("split_seed", 0)
+        split_seed = data_cfg["split_seed"]
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
         pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=split_seed)
                 if s["subset_per_class"] else np.arange(len(labels)))
-        first, second = stratified_split(labels[pool], data_cfg.get("weights_fraction", 0.5), split_seed)
+        first, second = stratified_split(labels[pool], data_cfg["weights_fraction"], split_seed)
         mean, std = normalisation(s["dataset"], arrays.x_train)
         train, held = pool[first], pool[second]
         transform = None

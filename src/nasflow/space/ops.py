@@ -8,77 +8,12 @@ hold equal to the measured counter op by op.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
 from nasflow.errors import NasflowError
-
-# Names are grouped by what they are built from; the order inside each group is the papers' order.
-POOLS = {"max_pool_3x3": "max", "avg_pool_3x3": "avg"}
-SEP_CONVS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "sep_conv_7x7": 7}
-DIL_CONVS = {"dil_conv_3x3": 3, "dil_conv_5x5": 5}
-PLAIN_CONVS = {"conv_1x1": 1, "conv_3x3": 3}
-FACTORISED_CONVS = {"conv_7x1_1x7": 7, "conv_1x3_3x1": 3, "conv_1x5_5x1": 5, "conv_1x7_7x1": 7}
-PRIMITIVES = (
-    ["none", "skip_connect"] + list(POOLS) + list(SEP_CONVS) + list(DIL_CONVS)
-    + list(PLAIN_CONVS) + list(FACTORISED_CONVS)
-)
-DARTS_OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-             "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
-ENTRANAS_EXTRA_OPS = ["conv_1x1", "conv_3x3", "conv_1x3_3x1", "conv_1x5_5x1", "conv_1x7_7x1"]
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """A primitive (`name` set) or a parametric separable conv (`name == "conv"`, k/dil/c_mul set)."""
-
-    name: str
-    k: int = 0
-    dil: int = 1
-    c_mul: tuple[int, ...] = ()
-
-    @property
-    def parametric(self) -> bool:
-        return self.name == "conv"
-
-    def to_json(self):
-        if self.parametric:
-            return {"op": "conv", "k": self.k, "dil": self.dil, "c_mul": list(self.c_mul)}
-        return self.name
-
-    def label(self) -> str:
-        if not self.parametric:
-            return self.name
-        mul = ",".join(str(m) for m in self.c_mul)
-        return f"conv{self.k}x{self.k}" + (f"_d{self.dil}" if self.dil != 1 else "") + f"[{mul}]"
-
-    @property
-    def is_identity(self) -> bool:
-        return self.name == "skip_connect"
-
-
-def parse_op(obj) -> OpSpec:
-    """Read an op from the genotype format; every malformed case is one clear error."""
-    if isinstance(obj, str):
-        if obj not in PRIMITIVES:
-            raise NasflowError(f"unknown op {obj!r}; known ops: {', '.join(PRIMITIVES)} or a parametric "
-                               '{"op": "conv", "k": K, "dil": D, "c_mul": [...]}')
-        return OpSpec(obj)
-    if isinstance(obj, dict) and obj.get("op") == "conv":
-        extra = set(obj) - {"op", "k", "dil", "c_mul"}
-        if extra:
-            raise NasflowError(f"parametric conv has unknown keys {sorted(extra)}")
-        k, dil, c_mul = obj.get("k"), obj.get("dil", 1), obj.get("c_mul")
-        if not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise NasflowError(f"parametric conv needs an odd positive kernel size 'k', got {k!r}")
-        if not isinstance(dil, int) or dil < 1:
-            raise NasflowError(f"parametric conv needs a positive integer 'dil', got {dil!r}")
-        if not isinstance(c_mul, list) or not all(isinstance(m, int) and m >= 1 for m in c_mul):
-            raise NasflowError(f"parametric conv needs 'c_mul', a list of positive integers, got {c_mul!r}")
-        return OpSpec("conv", k=k, dil=dil, c_mul=tuple(c_mul))
-    raise NasflowError(f"an op must be a name or a parametric conv object, got {obj!r}")
+from nasflow.space.opspec import (DARTS_OPS, DIL_CONVS, ENTRANAS_EXTRA_OPS, FACTORISED_CONVS, PLAIN_CONVS,  # noqa: F401
+                                  POOLS, PRIMITIVES, SEP_CONVS, OpSpec, parse_op)
 
 
 class ReLUConvBN(nn.Sequential):

@@ -8,18 +8,19 @@ import math
 def learning_rate(r: dict, epoch: int, step: int, steps_per_epoch: int) -> float:
     """LR for 0-based `epoch` and `step`. `schedule_unit: epoch` holds it for the epoch (DARTS steps
     its cosine once per epoch); `step` moves it every step."""
-    total = r["epochs"] * (steps_per_epoch if r.get("schedule_unit", "epoch") == "step" else 1)
-    t = epoch * steps_per_epoch + step if r.get("schedule_unit", "epoch") == "step" else epoch
-    lr, lr_min = r["lr"], r.get("lr_min", 0.0)
-    schedule = r.get("schedule", "cosine")
+    per_step = r["schedule_unit"] == "step"
+    total = r["epochs"] * (steps_per_epoch if per_step else 1)
+    t = epoch * steps_per_epoch + step if per_step else epoch
+    lr, lr_min = r["lr"], r["lr_min"]
+    schedule = r["schedule"]
     if schedule == "cosine":
         return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t / total))
     if schedule == "cyclic_cosine":
         # ASAP: `cycles` cosine cycles of equal length, each restarting at cycle_decay times the last peak
-        cycles = r.get("cycles", 5)
+        cycles = r["cycles"]
         length = total / cycles
         k = min(int(t // length), cycles - 1)
-        peak = lr * r.get("cycle_decay", 0.5) ** k
+        peak = lr * r["cycle_decay"] ** k
         return lr_min + 0.5 * (peak - lr_min) * (1 + math.cos(math.pi * (t - k * length) / length))
     if schedule == "linear":
         return lr_min + (lr - lr_min) * (1 - t / total)
@@ -28,7 +29,7 @@ def learning_rate(r: dict, epoch: int, step: int, steps_per_epoch: int) -> float
 
 def drop_path_probability(r: dict, epoch: int) -> float:
     """DARTS scales drop path by epoch / epochs (rising linearly from 0); `constant` holds it."""
-    p = r.get("drop_path", 0.0)
-    if r.get("drop_path_schedule", "linear") == "linear":
+    p = r["drop_path"]
+    if r["drop_path_schedule"] == "linear":
         return p * epoch / r["epochs"]
     return p

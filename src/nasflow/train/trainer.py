@@ -5,8 +5,6 @@ checkpointing every epoch; `--resume` continues a killed run to the same final w
 (batch order, augmentation and the RNG state all come back from the checkpoint or the seed)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow import faults
+from nasflow import faults, jobs
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -35,21 +33,6 @@ from nasflow.train.schedules import drop_path_probability, learning_rate
 HISTORY_COLUMNS = ["epoch", "lr", "drop_path", "train_loss", "train_error", "test_loss", "top1_error", "top5_error",
                    "epoch_seconds", "images_per_second"]
 CHECKPOINT_VERSION = 1
-RECIPE_DEFAULTS = {"style": None, "lr_min": 0.0, "schedule": "cosine", "schedule_unit": "epoch", "cycles": 5,
-                   "cycle_decay": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 3e-4, "grad_clip": 5.0,
-                   "label_smoothing": 0.0, "auxiliary_weight": 0.4, "drop_path": 0.2, "drop_path_schedule": "linear",
-                   "crop_padding": 4, "flip": True, "cutout": 16, "autoaugment": False, "color_jitter": 0.0,
-                   "se_ratio": 0, "stem_reductions": 3, "cell_output": None, "amp": "none", "channels_last": False,
-                   "train_subset_per_class": None, "test_subset_per_class": None}
-
-
-def recipe_settings(params, name: str) -> dict:
-    recipes = params.get("train", {}).get("recipes", {})
-    if name not in recipes:
-        raise NasflowError(f"unknown recipe {name!r}; params.yaml train.recipes defines: {', '.join(recipes) or 'none'}")
-    return {**RECIPE_DEFAULTS, **recipes[name], "name": name}
-
-
 def _image_transform(r: dict, channels: int):
     """Per-image uint8 policies: AutoAugment (torchvision's CIFAR-10 policy) or colour jitter."""
     from torchvision.transforms import v2
@@ -74,8 +57,10 @@ class TrainRun:
                  arch_id: str | None = None, track_runs: bool = True):
         self.params, self.dataset, self.seed, self.out = params, dataset, seed, Path(out)
         self.info = dataset_info(dataset)
-        self.r = recipe_settings(params, recipe)
+        self.r = jobs.recipe_settings(params, recipe)
         self.genotype: Genotype = load_genotype(genotype_ref)
+        self.fingerprint = jobs.fingerprint(jobs.train_inputs(params, jobs.genotype_content(genotype_ref), dataset,
+                                                              recipe, seed))
         if self.r["cell_output"]:
             self.genotype.cell_output = self.r["cell_output"]
         if self.genotype.layout == "per-position":  # one cell per layer: the genotype fixes the depth
@@ -84,9 +69,6 @@ class TrainRun:
         self.dist = Context()
         self.track_runs = track_runs and self.dist.main
         self.device = self.dist.start(resolve_device(params))
-        blob = json.dumps({"genotype": self.genotype.to_json(), "dataset": dataset, "recipe": self.r, "seed": seed},
-                          sort_keys=True, default=str)
-        self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def checkpoint_path(self) -> Path:
@@ -102,9 +84,9 @@ class TrainRun:
             self.n_train, self.n_test = len(self.train_batches.dataset), len(self.test_batches.dataset)
             return
         arrays = load(self.params, self.dataset)
-        tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=self.params["data"].get("split_seed", 0))
+        tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=self.params["data"]["split_seed"])
               if r["train_subset_per_class"] else np.arange(len(arrays.y_train)))
-        te = (stratified_subset(arrays.y_test, per_class=r["test_subset_per_class"], seed=self.params["data"].get("split_seed", 0))
+        te = (stratified_subset(arrays.y_test, per_class=r["test_subset_per_class"], seed=self.params["data"]["split_seed"])
               if r["test_subset_per_class"] else np.arange(len(arrays.y_test)))
         mean, std = normalisation(self.dataset, arrays.x_train)
         self.train_batches = Batches(arrays.x_train[tr], arrays.y_train[tr], r["batch_size"], mean, std,

@@ -1,0 +1,88 @@
+"""Everything that determines a job's outputs, in one place per job kind.
+
+The run's own fingerprint (what `--resume` checks a checkpoint against) and the Snakemake rule's
+`params` (what makes Snakemake rerun a job) are both computed from these functions, so a setting that
+changes a job's result always reruns it, and a setting the job does not read never does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from nasflow.errors import NasflowError
+
+
+def recipe_settings(params, name: str) -> dict:
+    """A recipe with `train.recipe_defaults` laid under it: every key the trainer reads."""
+    recipes = params["train"]["recipes"]
+    if name not in recipes:
+        raise NasflowError(f"unknown recipe {name!r}; params.yaml train.recipes defines: {', '.join(recipes) or 'none'}")
+    return {**params["train"]["recipe_defaults"], **recipes[name], "name": name}
+
+
+def _dataset_keys(params, dataset: str) -> dict:
+    """The data settings a job on `dataset` reads beyond the prepared file (ImageNet is streamed from
+    its class folders, so its class subset and fraction are read by every job)."""
+    data = params["data"]
+    if dataset == "imagenet":
+        return {k: data[k] for k in ("imagenet_classes", "imagenet_fraction", "split_seed")}
+    return {}
+
+
+def data_inputs(params, dataset: str) -> dict:
+    """What decides the content of `data/<dataset>.npz`."""
+    return {"dataset": dataset, **({"svhn_extra": params["data"]["svhn_extra"]} if dataset == "svhn" else {})}
+
+
+def search_inputs(params, method: str, seed: int) -> dict:
+    """A search: its resolved settings (every default filled in) and the data split it draws."""
+    from nasflow.search.engine import method_settings, splits_data
+
+    settings = method_settings(params, method)
+    data = _dataset_keys(params, settings["dataset"])
+    data.update({k: params["data"][k] for k in splits_data(method, settings)})
+    return {"kind": "search", "method": method, "seed": seed, "settings": settings, "data": data}
+
+
+def train_inputs(params, genotype: dict, dataset: str, recipe: str, seed: int) -> dict:
+    """A training: the genotype's content, the resolved recipe, and the data settings it reads."""
+    r = recipe_settings(params, recipe)
+    data = _dataset_keys(params, dataset)
+    if r["train_subset_per_class"] or r["test_subset_per_class"]:
+        data["split_seed"] = params["data"]["split_seed"]
+    digest = hashlib.sha256(json.dumps(genotype, sort_keys=True).encode()).hexdigest()
+    return {"kind": "train", "genotype_sha256": digest, "dataset": dataset, "recipe": r, "seed": seed, "data": data}
+
+
+def genotype_content(ref) -> dict:
+    """The genotype a training reads, as JSON: a published cell's entry or a file's content (a parsed
+    Genotype or JSON object is taken as it is)."""
+    from pathlib import Path
+
+    from nasflow.space.genotype import Genotype, zoo_entries
+
+    if isinstance(ref, Genotype):
+        return ref.to_json()
+    if isinstance(ref, dict):
+        return ref
+    zoo = zoo_entries()
+    if str(ref) in zoo:
+        return zoo[str(ref)]
+    path = Path(ref)
+    if not path.is_file():
+        raise NasflowError(f"genotype {ref!r} is neither a published cell name nor a file "
+                           f"(see `nasflow zoo` for the names)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise NasflowError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def fingerprint(inputs: dict) -> str:
+    blob = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def as_rule_params(inputs: dict) -> str:
+    """A rule's `params:` value: Snakemake reruns the job when this string changes."""
+    return json.dumps(inputs, sort_keys=True, default=str)
