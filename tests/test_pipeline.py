@@ -131,8 +131,9 @@ def test_a_second_invocation_does_nothing(pipeline):
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
-    res = _snakemake(pipeline, "-n", "results/table1.csv", "--config", "search={asap: {t0: 1.7}}")
+def _dry_run(pipeline, *config):
+    """Snakemake's job counts for the same target with `config` changed, and its output."""
+    res = _snakemake(pipeline, "-n", "results/table1.csv", "--config", *config)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     counts = {}
@@ -141,9 +142,36 @@ def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
         if len(parts) != 2 or not parts[1].isdigit():
             break
         counts[parts[0]] = int(parts[1])
+    return counts, out
+
+
+def test_changing_one_search_setting_reruns_only_what_depends_on_it(pipeline):
+    counts, out = _dry_run(pipeline, "search={asap: {t0: 1.7}}")
     # training fans out once the new search ends
     assert counts == {"search": 1, "consistency": 1, "report": 1, "total": 3}
     assert "wildcards: method=asap, seed=0" in out and "method=darts" not in out
+
+
+def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
+    counts, out = _dry_run(pipeline, "data={weights_fraction: 0.6}")
+    bilevel = [m for m in _methods(pipeline) if m != "gold-nas"]  # one level: GOLD-NAS trains on every image
+    assert counts == {"search": len(bilevel), "consistency": len(bilevel), "report": 1, "total": 2 * len(bilevel) + 1}
+    assert "method=gold-nas," not in out
+
+
+def test_the_split_seed_reruns_every_search_and_the_trainings_on_subsets(pipeline):
+    counts, out = _dry_run(pipeline, "data={split_seed: 7}")
+    methods = _methods(pipeline)  # the smoke searches and the tiny recipe all draw per-class subsets
+    published = len(list((pipeline / "results/train/DARTS_V2").glob("*/seed0/metrics.json")))
+    assert counts == {"search": len(methods), "consistency": len(methods), "train": published, "report": 1,
+                      "total": 2 * len(methods) + published + 1}
+    assert "prepare_data" not in counts
+
+
+def test_a_recipe_default_reruns_every_training_and_no_search(pipeline):
+    counts, _ = _dry_run(pipeline, "train={recipe_defaults: {grad_clip: 4.0}}")
+    trainings = len(list((pipeline / "results/train").glob("*/*/seed0/metrics.json")))
+    assert counts == {"train": trainings, "report": 1, "total": trainings + 1}
 
 
 def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, tmp_path):

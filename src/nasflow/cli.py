@@ -85,9 +85,25 @@ def cmd_zoo(args) -> None:
 
 
 def cmd_params(args) -> None:
+    """The merged settings, or with --search / --train what that one job reads, resolved (every default
+    filled in), exactly as the job writes it to its settings.json."""
     import yaml
 
-    print(yaml.safe_dump(dict(_params(args)), sort_keys=False), end="")
+    from nasflow import jobs
+
+    params = _params(args)
+    if args.search and args.train:
+        raise NasflowError("nasflow params: give --search METHOD or --train GENOTYPE, not both")
+    if args.search:
+        inputs = jobs.search_inputs(params, args.search, args.seed)
+    elif args.train:
+        if not args.dataset or not args.recipe:
+            raise NasflowError("nasflow params --train needs --dataset and --recipe (as `nasflow train` does)")
+        inputs = jobs.train_inputs(params, jobs.genotype_content(args.train), args.dataset, args.recipe, args.seed)
+    else:
+        print(yaml.safe_dump(dict(params), sort_keys=False), end="")
+        return
+    print(json.dumps({**inputs, "fingerprint": jobs.fingerprint(inputs)}, indent=1))
 
 
 def cmd_data_prepare(args) -> None:
@@ -222,8 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print every cell in the general genotype form")
     p.set_defaults(func=cmd_zoo)
 
-    p = verbs.add_parser("params", help="print the merged, validated settings")
+    p = verbs.add_parser("params", help="print the merged, validated settings, or what one job reads")
     _settings_flags(p)
+    p.add_argument("--search", metavar="METHOD", help="print what this search reads (its settings.json)")
+    p.add_argument("--train", metavar="GENOTYPE", help="print what this training reads (its settings.json)")
+    p.add_argument("--dataset", help="with --train")
+    p.add_argument("--recipe", help="with --train")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")

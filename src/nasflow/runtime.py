@@ -88,13 +88,17 @@ def set_aside_stale(path: Path, fingerprint: str) -> Path | None:
     return target
 
 
-def prepare_run_dir(out: Path, checkpoint: Path, fingerprint: str, resume: bool, replace_stale: bool,
+def prepare_run_dir(out: Path, checkpoint: Path, inputs: dict, resume: bool, replace_stale: bool,
                     params, what: str) -> None:
     """Before a search or training starts: refuse to overwrite an earlier run's checkpoint unless asked
     to resume it, set aside one made with other settings when the pipeline says so, clean up the
-    temporaries of a killed write, and take the job's thread count."""
+    temporaries of a killed write, take the job's thread count, and write what the job reads
+    (`nasflow.jobs`, resolved, with its fingerprint) to settings.json."""
+    from nasflow import io as nio
+    from nasflow.jobs import fingerprint as fingerprint_of
     from nasflow.locks import hold_run_dir
 
+    fingerprint = fingerprint_of(inputs)
     out.mkdir(parents=True, exist_ok=True)
     hold_run_dir(out, what)
     if resume and replace_stale:
@@ -104,3 +108,4 @@ def prepare_run_dir(out: Path, checkpoint: Path, fingerprint: str, resume: bool,
                            "choose another --out (nothing is overwritten silently)")
     set_threads(params)
     clear_stale_temporaries(out)
+    nio.write_json(out / "settings.json", {**inputs, "fingerprint": fingerprint})

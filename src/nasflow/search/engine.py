@@ -79,7 +79,8 @@ class SearchRun:
         self.s = method_settings(params, method)
         self.track_runs = track_runs
         self.device = resolve_device(params)
-        self.fingerprint = jobs.fingerprint(jobs.search_inputs(params, method, seed))
+        self.inputs = jobs.search_inputs(params, method, seed)
+        self.fingerprint = jobs.fingerprint(self.inputs)
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def _folder_data(self):
@@ -324,7 +325,7 @@ class SearchRun:
         runner = METHODS[self.method].runner
         if runner is not None:
             return runner(self).run(resume, replace_stale)
-        prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
+        prepare_run_dir(self.out, self.checkpoint_path, self.inputs, resume, replace_stale, self.params, "search")
         self._data()
         self._build()
         self._optimizers()
@@ -409,7 +410,8 @@ class SearchRun:
         nio.write_json(self.out / "search.json", summary)
         self._write_progress_files()
         self.tracker.log_metrics({"search_seconds": self.seconds, **{f"final_{k}": v for k, v in counts.items()}})
-        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", *self.policy.files()):
+        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", "settings.json",
+                     *self.policy.files()):
             self.tracker.log_artifact(self.out / name)
         self.tracker.set_tags({"arch_id": genotype.name})
         return {"genotype": genotype, **summary, **counts}

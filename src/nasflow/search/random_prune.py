@@ -95,6 +95,7 @@ class RandomPruneRun:
     def __init__(self, search):
         self.params, self.seed, self.out, self.s = search.params, search.seed, search.out, search.s
         self.device, self.fingerprint, self.track_runs = search.device, search.fingerprint, search.track_runs
+        self.inputs = search.inputs
         self.space_config = search.space_config
 
     @property
@@ -183,7 +184,7 @@ class RandomPruneRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params, "search")
+        prepare_run_dir(self.out, self.checkpoint_path, self.inputs, resume, replace_stale, self.params, "search")
         self._data()
         # Only the space's structure and pools are needed: the candidates are trained as evaluation networks.
         net = Supernet(self.space_config(self.num_classes))
@@ -235,7 +236,7 @@ class RandomPruneRun:
         nio.write_json(self.out / "search.json", summary)
         nio.write_csv(self.out / "history.csv", rows, HISTORY_COLUMNS)
         tracker.log_metrics({"search_seconds": seconds, **{f"final_{k}": v for k, v in counts.items()}})
-        for name in ("genotype.json", "architectures.json", "search.json", "history.csv"):
+        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", "settings.json"):
             tracker.log_artifact(self.out / name)
         tracker.set_tags({"arch_id": genotype.name})
         return {"genotype": genotype, **summary, **counts}

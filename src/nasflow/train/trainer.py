@@ -59,8 +59,8 @@ class TrainRun:
         self.info = dataset_info(dataset)
         self.r = jobs.recipe_settings(params, recipe)
         self.genotype: Genotype = load_genotype(genotype_ref)
-        self.fingerprint = jobs.fingerprint(jobs.train_inputs(params, jobs.genotype_content(genotype_ref), dataset,
-                                                              recipe, seed))
+        self.inputs = jobs.train_inputs(params, jobs.genotype_content(genotype_ref), dataset, recipe, seed)
+        self.fingerprint = jobs.fingerprint(self.inputs)
         if self.r["cell_output"]:
             self.genotype.cell_output = self.r["cell_output"]
         if self.genotype.layout == "per-position":  # one cell per layer: the genotype fixes the depth
@@ -195,7 +195,7 @@ class TrainRun:
 
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
         if self.dist.main:
-            prepare_run_dir(self.out, self.checkpoint_path, self.fingerprint, resume, replace_stale, self.params,
+            prepare_run_dir(self.out, self.checkpoint_path, self.inputs, resume, replace_stale, self.params,
                             "training")
         self.dist.barrier()
         self._data()
@@ -253,6 +253,6 @@ class TrainRun:
         nio.write_json(self.out / "genotype.json", self.genotype.to_json())
         self.tracker.log_metrics({"final_top1_error": metrics["top1_error"], "final_top5_error": metrics["top5_error"],
                                   "params_M": counts["params_M"], "macs_M": counts["macs_M"]})
-        for name in ("metrics.json", "history.csv", "genotype.json"):
+        for name in ("metrics.json", "history.csv", "genotype.json", "settings.json"):
             self.tracker.log_artifact(self.out / name)
         return metrics

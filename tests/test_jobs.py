@@ -1,0 +1,98 @@
+"""What each job reads (nasflow.jobs): the run's fingerprint, its settings.json, the rule's params and
+`nasflow params` all come from one function per job kind."""
+import json
+
+import pytest
+
+from conftest import ROOT, SHARED_DATASETS
+from nasflow import jobs
+from nasflow.errors import NasflowError
+from nasflow.settings import load_params
+
+
+def _params(*overrides):
+    return load_params(ROOT / "params.yaml", overrides=list(overrides))
+
+
+def _search(method, *overrides):
+    return jobs.fingerprint(jobs.search_inputs(_params(*overrides), method, 0))
+
+
+def _train(recipe, *overrides):
+    return jobs.fingerprint(jobs.train_inputs(_params(*overrides), jobs.genotype_content("DARTS_V2"), "cifar10", recipe, 0))
+
+
+def test_a_search_reads_the_weight_split_only_when_it_has_two_levels():
+    assert _search("darts") != _search("darts", "data.weights_fraction=0.6")
+    assert _search("gold-nas") == _search("gold-nas", "data.weights_fraction=0.6")  # one level: every image
+    assert _search("gold-nas-random") != _search("gold-nas-random", "data.weights_fraction=0.6")  # held-out scoring
+
+
+def test_a_search_reads_the_split_seed_when_it_splits_or_subsets():
+    assert _search("darts") != _search("darts", "data.split_seed=7")
+    assert _search("gold-nas") != _search("gold-nas", "data.split_seed=7")  # the smoke profile draws a subset
+    full = "search.gold-nas.subset_per_class=null"
+    assert _search("gold-nas", full) == _search("gold-nas", full, "data.split_seed=7")
+
+
+def test_a_search_reads_its_own_block_and_the_common_keys_only():
+    assert _search("darts") != _search("darts", "search.darts.order=second")
+    assert _search("darts") == _search("darts", "search.asap.t0=2.0")
+    assert _search("darts") != _search("darts", "search.w_momentum=0.8")  # common, not overridden by darts
+    assert _search("darts") == _search("darts", "train.recipes.tiny.epochs=9")
+
+
+def test_a_training_reads_its_recipe_with_the_defaults_filled_in():
+    assert _train("tiny") != _train("tiny", "train.recipe_defaults.grad_clip=4.0")
+    assert _train("tiny") == _train("tiny", "train.recipes.darts_cifar.epochs=9")
+    assert _train("tiny") != _train("tiny", "data.split_seed=3")  # the tiny recipe draws per-class subsets
+    assert _train("darts_cifar") == _train("darts_cifar", "data.split_seed=3")  # whole dataset: seed unread
+    assert _train("darts_cifar") == _train("darts_cifar", "search.epochs=3")
+
+
+def test_a_training_reads_its_genotypes_content_not_its_name(tmp_path):
+    params = _params()
+    cell = jobs.genotype_content("DARTS_V2")
+    (tmp_path / "a.json").write_text(json.dumps(cell))
+    same = jobs.train_inputs(params, jobs.genotype_content(tmp_path / "a.json"), "cifar10", "tiny", 0)
+    assert same == jobs.train_inputs(params, cell, "cifar10", "tiny", 0)
+    other = jobs.train_inputs(params, jobs.genotype_content("DARTS_V1"), "cifar10", "tiny", 0)
+    assert other["genotype_sha256"] != same["genotype_sha256"]
+
+
+def test_every_recipe_key_is_in_params_yaml_and_one_removed_is_refused_by_name(tmp_path):
+    r = jobs.recipe_settings(_params(), "gold_nas_cifar")
+    assert r["cutout"] == 16 and r["drop_path"] == 0.2 and r["grad_clip"] == 5.0  # visible, not hidden in code
+    text = (ROOT / "params.yaml").read_text()
+    assert "\n    cutout: 16\n" in text
+    (tmp_path / "params.yaml").write_text(text.replace("\n    cutout: 16\n", "\n", 1))
+    with pytest.raises(NasflowError, match="train.recipe_defaults: 'cutout' is a required property"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_method_key_removed_from_params_yaml_is_refused_by_name(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    assert "\n    order: first\n" in text
+    (tmp_path / "params.yaml").write_text(text.replace("\n    order: first\n", "\n", 1))
+    with pytest.raises(NasflowError, match="search.darts: 'order' is a required property"):
+        load_params(tmp_path / "params.yaml")
+
+
+needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
+
+
+@needs_shared
+@pytest.mark.slow
+@pytest.mark.parametrize("verb,job", [
+    (["search", "--method", "darts", "--set", "search.darts.epochs=1"], ["--search", "darts"]),
+    (["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--set", "train.recipes.tiny.epochs=1"],
+     ["--train", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny"]),
+])
+def test_a_runs_settings_json_is_what_nasflow_params_prints_for_that_job(cli, smoke_params, tmp_path, verb, job):
+    out = tmp_path / "run"
+    res = cli(*verb, "--params", smoke_params, "--out", out, "--no-track", "--set", "runtime.progress=none")
+    assert res.returncode == 0, res.stderr
+    overrides = verb[verb.index("--set"):]
+    printed = cli("params", "--params", smoke_params, *job, *overrides)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads((out / "settings.json").read_text()) == json.loads(printed.stdout)
