@@ -13,6 +13,7 @@ from conftest import SHARED_DATASETS, run_cli
 from nasflow import io as nio
 from nasflow.errors import NasflowError
 from nasflow.search.consistency import child_forward, kendall_tau, plan_from_genotype
+from nasflow.search.engine import architecture_step
 from nasflow.search.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices, space_ops
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.settings import load_params
@@ -198,7 +199,7 @@ def test_dst_every_node_keeps_an_input_at_every_step_while_edges_are_cut():
     batch = lambda: (torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g))
     first = sum(int((w > 0).sum()) for w in policy.weights(net).values())
     for _ in range(12):
-        policy.arch_step(net, a_opt, batch(), batch(), w_opt)
+        architecture_step(policy, net, a_opt, batch(), batch(), w_opt)
         x, y = batch()
         weights = {k: w.detach() for k, w in policy.weights(net).items()}
         for w in weights.values():
@@ -224,7 +225,7 @@ def test_larger_lambda_gives_no_more_edges_on_a_scripted_case():
         policy.begin_epoch(1)
         a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
         for _ in range(20):
-            policy.arch_step(net, a_opt, None, (x, y), None)
+            architecture_step(policy, net, a_opt, None, (x, y), None)
         edges.append(sum(len(node) for cell in policy.derive(net).cells for node in cell.nodes))
     assert edges == sorted(edges, reverse=True), edges
     assert edges[-1] < edges[0], edges

@@ -11,7 +11,7 @@ from nasflow.search.gold_nas import GoldNas, algorithm1_update
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.space.counting import count_network
 
-PAPER = {"n0": 4, "c0": 2, "lambda0": 1e-5, "t0": 3}
+PAPER = {"n0": 4, "c0": 2, "lambda0": 1e-5, "patience": 3}
 
 
 def test_algorithm1_step_by_step_on_scripted_prune_counts():
@@ -24,7 +24,7 @@ def test_algorithm1_step_by_step_on_scripted_prune_counts():
         (0, 9e-5, 2e-5, 1, False),
         (0, 1.3e-4, 4e-5, 2, False),
         (0, 2.1e-4, 8e-5, 3, False),
-        (0, 3.7e-4, 1.6e-4, 0, True),   # t > t0: recorded, t back to 0
+        (0, 3.7e-4, 1.6e-4, 0, True),   # t > patience (t0): recorded, t back to 0
     ]
     for n_pruned, lam, dlam, t, recorded in expected:
         assert algorithm1_update(state, n_pruned, PAPER) is recorded

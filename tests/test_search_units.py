@@ -162,6 +162,7 @@ def test_per_edge_pools_change_and_inherit_modules():
     from nasflow.space.ops import OpSpec
 
     net = _net()
+    before = {name: g.alpha.detach().clone() for name, g in net.groups.items()}
     normal = net.cells_of("normal")
     parent = normal[0].edges[3].ops["s3"]  # sep_conv_3x3 on edge 3
     child = torch.nn.Sequential(*list(parent))  # a module that shares the parent's weights
@@ -171,7 +172,10 @@ def test_per_edge_pools_change_and_inherit_modules():
     assert g.pools[3] == pool and g.pools[0][0].name == "max_pool_3x3"
     assert normal[0].edges[3].ops["s2"] is child
     assert g.alive[3].tolist() == [True, True, True, False, False, False, False]
-    assert float(g.alpha.detach().abs().sum()) == 0.0  # alpha reset for the new cycle
+    assert float(g.alpha.detach()[3].abs().sum()) == 0.0  # the new pool starts at zero...
+    others = [e for e in range(len(g.pools)) if e != 3]  # ...and only it: resetting the rest is PR-DARTS's rule
+    assert torch.equal(g.alpha.detach()[others], before["normal"][others])
+    assert torch.equal(net.groups["reduce"].alpha.detach(), before["reduce"])
     net(torch.randn(2, 3, 32, 32), _weights(net))
     choice = [[(0, 0), (1, 0)], [(3, 1), (4, 0)], [(5, 0), (6, 0)], [(9, 0), (10, 0)]]
     geno = net.genotype_from_choice({"normal": choice, "reduce": choice})
@@ -206,3 +210,30 @@ def test_loader_flip_switch_and_cutout():
     got, _ = next(cut.epoch(torch.Generator().manual_seed(0)))
     zeros = (got == 0).all(1)  # one square per image
     assert 0 < int(zeros[0].sum()) <= 16 and 0 < int(zeros[1].sum()) <= 16
+
+
+def test_the_engine_restores_pruned_alphas_after_any_policys_architecture_step():
+    """A policy computes gradients only; a minimal one (backward, nothing after) cannot let Adam, whose
+    weight decay and momentum move parameters with zero gradient, shift a pruned alpha."""
+    from nasflow.search.engine import architecture_step
+    from nasflow.search.policy import SearchPolicy
+
+    class BackwardOnly(SearchPolicy):
+        def arch_gradients(self, net, train_batch, val_batch, w_opt):
+            loss = self.arch_loss(net, *val_batch)
+            loss.backward()
+            return float(loss.detach())
+
+    net = _net()
+    policy = BackwardOnly({"a_lr": 0.1, "a_betas": [0.5, 0.999], "a_weight_decay": 0.5}, net)
+    a_opt = policy.make_arch_optimizer(net.arch_parameters())
+    batch = (torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+    architecture_step(policy, net, a_opt, None, batch, None)  # momentum in every alpha
+    net.prune("normal", 0, 2)
+    net.prune("reduce", 5, 4)
+    frozen = {name: g.alpha.detach().clone() for name, g in net.groups.items()}
+    for _ in range(3):
+        architecture_step(policy, net, a_opt, None, batch, None)
+    for name, e, s in (("normal", 0, 2), ("reduce", 5, 4)):
+        assert net.groups[name].alpha[e, s] == frozen[name][e, s]
+    assert not torch.equal(net.groups["normal"].alpha.detach(), frozen["normal"])  # the alive ones moved

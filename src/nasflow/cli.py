@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from nasflow.errors import NasflowError
+from nasflow.search import registry
 
 
 def _settings_flags(p: argparse.ArgumentParser, out: bool = False) -> None:
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
-    p.add_argument("--method", required=True, help="darts, asap, gold-nas, gold-nas-random, pr-darts, entranas or entranas-dst")
+    p.add_argument("--method", required=True, help="one of: " + ", ".join(registry.names()))
     p.add_argument("--space", default=None, help="pr-darts: the morphism space, a name under search.pr-darts.spaces "
                    "(darts-like, depth-restricted, unrestricted); short for --set search.pr-darts.space=NAME")
     _long_run_flags(p)

@@ -34,10 +34,42 @@ def data_inputs(params, dataset: str) -> dict:
     return {"dataset": dataset, **({"svhn_extra": params["data"]["svhn_extra"]} if dataset == "svhn" else {})}
 
 
+def method_settings(params, method: str) -> dict:
+    """A search's settings: the common `search:` keys, its base method's block (a baseline searches its
+    method's space), its own block, and for ImageNet-style data its `imagenet:` sub-block, laid over each
+    other in that order; then the method's own `settle` (derived keys, cross-key checks)."""
+    from nasflow.data.registry import dataset_info
+    from nasflow.search import registry
+
+    declared = registry.method(method)
+    search = params["search"]
+    blocks = set(registry.names())
+    merged = {k: v for k, v in search.items() if k not in ("methods", "seeds") and k not in blocks}
+    if declared.base_method:
+        merged.update(search.get(declared.base_method, {}))
+    merged.update(search.get(method, {}))
+    imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
+    if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
+        merged.update(imagenet)
+    if merged["w_lr_min"] > merged["w_lr"]:
+        raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
+    return declared.settle(merged, method)
+
+
+def splits_data(method: str, settings: dict) -> list[str]:
+    """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
+    baseline, which scores candidates on held-out images) halves it with both; a one-level search trains
+    on all of it and reads the seed only to draw a subset."""
+    from nasflow.search import registry
+
+    declared = registry.method(method)
+    if not declared.trains_supernet or not declared.one_level:
+        return ["split_seed", "weights_fraction"]
+    return ["split_seed"] if settings["subset_per_class"] else []
+
+
 def search_inputs(params, method: str, seed: int) -> dict:
     """A search: its resolved settings (every default filled in) and the data split it draws."""
-    from nasflow.search.engine import method_settings, splits_data
-
     settings = method_settings(params, method)
     data = _dataset_keys(params, settings["dataset"])
     data.update({k: params["data"][k] for k in splits_data(method, settings)})

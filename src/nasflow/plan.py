@@ -10,7 +10,7 @@ from typing import Callable
 
 from nasflow import io as nio
 from nasflow.errors import NasflowError
-from nasflow.search.engine import METHODS
+from nasflow.search import registry
 from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
@@ -34,9 +34,7 @@ def consistency_file(method: str, seed: int) -> str:
 
 def consistency_searches(params) -> list[tuple[str, int]]:
     """The searches that leave a super-net to compare with its derived cell (not the random baseline)."""
-    from nasflow.search.engine import METHODS
-
-    return [(m, s) for m, s in searches(params) if METHODS[m].runner is None]
+    return [(m, s) for m, s in searches(params) if registry.method(m).trains_supernet]
 
 
 def train_dir(arch_id: str, dataset: str, seed: int) -> str:
@@ -72,7 +70,7 @@ def searched_architectures(params, archs_file: Callable[[str, int], str]) -> lis
 def genotype_ref(arch_id: str) -> str:
     """The genotype a training job reads: a searched cell's file, or a published cell's name."""
     m = SEARCHED_ID.match(arch_id)
-    if m and m["method"] in METHODS:
+    if m and m["method"] in registry.names():
         # architectures.json names the file; the first architecture of a search is its genotype.json
         path = Path(search_dir(m["method"], int(m["seed"]))) / "architectures.json"
         if path.is_file():

@@ -26,7 +26,21 @@ class Params(dict):
 
 
 def schema() -> dict:
-    return yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
+    """params.schema.yaml with the registered search methods: the list `search.methods` may name, and
+    each method's block (the common search keys, laid under what the method declares)."""
+    from nasflow.search import registry
+
+    full = yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
+    search = full["properties"]["search"]
+    common = full["$defs"]["search_common"]
+    search["properties"]["methods"]["items"]["enum"] = registry.names()
+    for name in registry.names():
+        declared = registry.method(name).schema
+        declared = declared(common) if callable(declared) else declared
+        search["properties"][name] = {"type": "object", "additionalProperties": False,
+                                      "required": list(declared.get("required", [])),
+                                      "properties": {**common, **declared.get("properties", {})}}
+    return full
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

@@ -11,7 +11,7 @@ rule prepare_data:
 
 
 def datasets_used():
-    from nasflow.search.engine import method_settings
+    from nasflow.jobs import method_settings
 
     names = [method_settings(PARAMS, m)["dataset"] for m in PARAMS["search"]["methods"]]
     names += [PARAMS["train"]["dataset"], *PARAMS["train"]["transfer"]["datasets"]]

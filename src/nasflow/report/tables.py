@@ -19,7 +19,8 @@ import pandas as pd
 
 from nasflow import io as nio
 from nasflow import plan
-from nasflow.search.engine import method_settings
+from nasflow.jobs import method_settings
+from nasflow.search import registry
 
 TABLE1 = ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
@@ -43,25 +44,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _schedule(params, method: str) -> str:
-    s = method_settings(params, method)
-    if method == "asap":
-        if s["pruning"] == "threshold":
-            return f"anneal {s['schedule']} (t0={s['t0']}, beta={s['beta']}) + threshold {s['threshold_factor']}/N"
-        return f"{s['pruning']} pruning, Zhu-Gupta p={s['sparsity_power']}"
-    if method == "darts":
-        return f"{s.get('order', 'first')} order, prune once at the end"
-    if method == "gold-nas":
-        return f"one level, FLOPs-regularised gradual pruning (mu={s['mu']}, n0={s['n0']}, to {s['flops_min']} M)"
-    if method in ("entranas", "entranas-dst"):
-        topology = f"learned topology, lambda={s['lambda']}" if method == "entranas-dst" else "top-2 inputs per node"
-        return (f"engine cells {s['engine_cells']}, transit cells run the cell derived every step, {topology}, "
-                f"tau {s['temperature0']} x {s['temperature_decay']}/epoch")
-    if method == "gold-nas-random":
-        return f"random pruning to {s['flops_max']} M, best of {s['candidates']} briefly trained"
-    if method == "pr-darts":
-        return (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
-                f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds")
-    return method
+    return registry.method(method).describe(method_settings(params, method))
 
 
 def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:

@@ -80,11 +80,13 @@ class Asap(SearchPolicy):
     def op_weights(self, group):
         return masked_softmax(group.alpha / self.temperature, group.alive)
 
-    def after_arch_backward(self, net: Supernet) -> None:
-        if self.s["pruning"] == "accumulated_gradient":
+    def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
+        loss = super().arch_gradients(net, train_batch, val_batch, w_opt)
+        if self.s["pruning"] == "accumulated_gradient":  # Table 3's baseline prunes by these
             for name, g in net.groups.items():
                 if g.alpha.grad is not None:
                     self.accumulated[name] += g.alpha.grad.detach().abs()
+        return loss
 
     def prune_after_step(self, net: Supernet) -> list[Prune]:
         if self.s["pruning"] != "threshold" or not self.updates_alpha():

@@ -21,7 +21,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 RUNGS = {  # name -> (method, feature_sharing, bottleneck)
     "DARTS (1st order)": ("darts", False, 1),
@@ -44,6 +43,7 @@ def _rss_mb() -> float:
 def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, warmup: int, device: str) -> dict:
     """One rung's seconds per search step and peak memory (MB), in this process."""
     from nasflow.search.darts import Darts
+    from nasflow.search.engine import bilevel_step
     from nasflow.search.entranas import EnTranNAS
     from nasflow.search.supernet import SpaceConfig, Supernet
     from nasflow.space.ops import DARTS_OPS
@@ -63,13 +63,8 @@ def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, 
     x, y = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
     xv, yv = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
 
-    def step():
-        policy.arch_step(net, a_opt, (x, y), (xv, yv), w_opt)
-        weights = {k: w.detach() for k, w in policy.weights(net).items()}
-        w_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(policy.forward(net, x, weights), y).backward()
-        torch.nn.utils.clip_grad_norm_(w_opt.param_groups[0]["params"], 5.0)
-        w_opt.step()
+    def step():  # the engine's own step, as a search runs it
+        bilevel_step(policy, net, w_opt, a_opt, (x, y), (xv, yv), grad_clip=5.0)
 
     net.train()
     for _ in range(warmup):

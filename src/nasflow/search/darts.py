@@ -5,19 +5,19 @@ from __future__ import annotations
 import torch
 
 from nasflow.search.policy import SearchPolicy
-from nasflow.search.supernet import Supernet, top_k_per_node
+from nasflow.search.supernet import Supernet, top2_without_none
 
 
 class Darts(SearchPolicy):
     name = "darts"
     alpha_first = True
 
-    def arch_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
+    def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
         if self.s["order"] == "first":
-            return super().arch_step(net, a_opt, train_batch, val_batch, w_opt)
-        return self._unrolled_step(net, a_opt, train_batch, val_batch, w_opt)
+            return super().arch_gradients(net, train_batch, val_batch, w_opt)
+        return self._unrolled_gradients(net, train_batch, val_batch, w_opt)
 
-    def _unrolled_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
+    def _unrolled_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
         """grad_alpha L_val(w', alpha) - xi * (grad_alpha L_train(w+) - grad_alpha L_train(w-)) / 2 eps,
         with w' = w - xi * (grad_w L_train + momentum + weight decay) as the network optimizer would step,
         and w+- = w +- eps * grad_w' L_val (eq. 7 and 8 of DARTS, finite differences)."""
@@ -56,23 +56,13 @@ class Darts(SearchPolicy):
             for b, b0 in zip(net.buffers(), buffers):
                 b.copy_(b0)
 
-        a_opt.zero_grad(set_to_none=True)
         for a, da, gp, gm in zip(arch, d_alpha, implicit[0], implicit[1]):
             a.grad = da - xi * (gp - gm) / (2 * eps)
-        a_opt.step()
-        for g in net.groups.values():
-            g.restore_pruned()
         return float(val_loss.detach())
 
     def derive(self, net: Supernet):
-        """Top-2 incoming edges per node by their strongest non-`none` op, each with that op."""
-        names = [c.name for c in net.space.candidates]
-        choice = {}
-        for name, g in net.groups.items():
-            w = torch.softmax(g.alpha.detach(), dim=-1)
-            allowed = g.alive.clone()
-            if "none" in names:
-                allowed[:, names.index("none")] = False
-            choice[name] = top_k_per_node(w, allowed, net.space.nodes, k=2)
-        return net.genotype_from_choice(choice)
+        """Top-2 incoming edges per node by their strongest non-`none` op (softmax over every original
+        candidate, as DARTS's genotype() reads it), each with that op."""
+        weights = {name: torch.softmax(g.alpha.detach(), dim=-1) for name, g in net.groups.items()}
+        return net.genotype_from_choice(top2_without_none(net, weights))
 

@@ -19,64 +19,66 @@ from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device, set_threads
-from nasflow.search.asap import Asap
-from nasflow.search.darts import Darts
-from nasflow.search.entranas import EnTranNAS, EnTranNASDST
-from nasflow.search.gold_nas import GoldNas
+from nasflow.jobs import method_settings  # noqa: F401 (where callers have always found it)
+from nasflow.search import registry
 from nasflow.search.policy import normalised_entropy
-from nasflow.search.pr_darts import PrDarts
-from nasflow.search.random_prune import RandomPrune
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import architecture_entry
 
-METHODS = {"darts": Darts, "asap": Asap, "gold-nas": GoldNas, "gold-nas-random": RandomPrune, "pr-darts": PrDarts,
-           "entranas": EnTranNAS, "entranas-dst": EnTranNASDST}
-RUN_KEYS = {"methods", "seeds", *METHODS}
-HISTORY_COLUMNS = ["epoch", "phase", "temperature", "threshold", "lambda", "n_pruned", "flops_M", "alive_ops", "edges",
-                   "sparsity", "entropy", "entropy_normal", "entropy_reduce", "network_ops", "train_loss",
-                   "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
+# The engine's own history.csv columns; a method adds its declared ones (nasflow.search.registry).
+HISTORY_COLUMNS = ["epoch", "phase", "alive_ops", "edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
+                   "network_ops", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
 CHECKPOINT_VERSION = 1
 
 
-def method_settings(params, method: str) -> dict:
-    """The common `search:` keys with the method's own block laid over them, checked across keys."""
-    if method not in METHODS:
-        raise NasflowError(f"unknown search method {method!r}; available: {', '.join(METHODS)}")
-    search = params["search"]
-    merged = {k: v for k, v in search.items() if k not in RUN_KEYS}
-    base = getattr(METHODS[method], "base_method", None)  # a baseline searches its method's space
-    merged.update(search.get(base, {}) if base else {})
-    merged.update(search.get(method, {}))
-    imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
-    if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
-        merged.update(imagenet)
-    if merged["w_lr_min"] > merged["w_lr"]:
-        raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
-    if method == "asap" and merged["prune_end_epoch"] <= merged["prune_start_epoch"]:
-        raise NasflowError("search.asap.prune_end_epoch must come after search.asap.prune_start_epoch")
-    if method == "asap" and merged["schedule"] == "pac" and merged["pac"]["nu"] * len(merged["ops"]) > 1:
-        raise NasflowError(f"search.asap.pac.nu must be at most 1/N = {1 / len(merged['ops']):.4f} "
-                           "(Theorem 2's rho_t is positive only then)")
-    if method == "asap" and "none" in merged["ops"]:
-        raise NasflowError("search.asap.ops: ASAP's space has no 'none' op (remove it from the list)")
-    return METHODS[method].settle(merged, method)
+def restore_pruned(net: Supernet) -> None:
+    for g in net.groups.values():
+        g.restore_pruned()
 
 
-def splits_data(method: str, settings: dict) -> list[str]:
-    """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
-    baseline, which scores candidates on held-out images) halves it with both; a one-level search trains
-    on all of it and reads the seed only to draw a subset."""
-    cls = METHODS[method]
-    if cls.runner is not None or not cls.one_level:
-        return ["split_seed", "weights_fraction"]
-    return ["split_seed"] if settings["subset_per_class"] else []
+def architecture_step(policy, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
+    """The architecture optimizer's step. The policy only computes the gradients; the step, and putting
+    pruned alphas back where pruning left them (Adam moves a parameter whose gradient is zero, and
+    weight decay pulls it), happen here, so no method can forget them."""
+    a_opt.zero_grad(set_to_none=True)
+    loss = policy.arch_gradients(net, train_batch, val_batch, w_opt)
+    a_opt.step()
+    restore_pruned(net)
+    return loss
+
+
+def weight_step(policy, net: Supernet, w_opt, x, y, grad_clip: float, guard=lambda loss: loss):
+    """One step of the network weights with alpha fixed; `guard` sees the loss before backward (fault
+    injection and the finite-loss check). Returns the loss and logits, detached."""
+    weights = {k: w.detach() for k, w in policy.weights(net).items()}
+    w_opt.zero_grad(set_to_none=True)
+    logits = policy.forward(net, x, weights)
+    loss = guard(F.cross_entropy(logits, y))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(w_opt.param_groups[0]["params"], grad_clip)
+    w_opt.step()
+    return loss.detach(), logits.detach()
+
+
+def bilevel_step(policy, net: Supernet, w_opt, a_opt, batch, val_batch, grad_clip: float,
+                 guard=lambda loss: loss, guard_alpha=lambda loss: None):
+    """DARTS and ASAP: alpha on a batch of the alpha half (before or after the weights, as the method
+    says; none in grace epochs), the weights on the training batch. `nasflow bench search` times this."""
+    search = val_batch is not None
+    if search and policy.alpha_first:
+        guard_alpha(architecture_step(policy, net, a_opt, batch, val_batch, w_opt))
+    loss, logits = weight_step(policy, net, w_opt, *batch, grad_clip, guard)
+    if search and not policy.alpha_first:
+        guard_alpha(architecture_step(policy, net, a_opt, batch, val_batch, w_opt))
+    return loss, logits
 
 
 class SearchRun:
     def __init__(self, params, method: str, seed: int, out: str | Path, track_runs: bool = True):
         self.params, self.method, self.seed = params, method, seed
         self.out = Path(out)
-        self.s = method_settings(params, method)
+        self.declared = registry.method(method)
+        self.s = jobs.method_settings(params, method)
         self.track_runs = track_runs
         self.device = resolve_device(params)
         self.inputs = jobs.search_inputs(params, method, seed)
@@ -90,7 +92,7 @@ class SearchRun:
         from nasflow.settings import Params, deep_merge
 
         s = self.s
-        if not METHODS[self.method].one_level:
+        if not self.declared.one_level:
             raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) "
                                "is not supported; use a one-level method (gold-nas) or an in-memory dataset")
         params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
@@ -119,7 +121,7 @@ class SearchRun:
             from torchvision.transforms import v2
             policy = v2.AutoAugmentPolicy.IMAGENET if dataset_info(s["dataset"]).style == "imagenet" else v2.AutoAugmentPolicy.CIFAR10
             transform = v2.AutoAugment(policy)
-        if METHODS[self.method].one_level:
+        if self.declared.one_level:
             # One level: every training image trains alpha and the weights together; nothing is held out
             # of the training set, so progress is measured on (a stratified part of) the test set.
             w_idx = pool
@@ -132,7 +134,7 @@ class SearchRun:
             val_x, val_y = arrays.x_train[a_idx], labels[a_idx]
         self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
                                      drop_last=True, image_transform=transform)
-        self.arch_batches = (self.train_batches if METHODS[self.method].one_level else  # alpha on the same batches
+        self.arch_batches = (self.train_batches if self.declared.one_level else  # alpha on the same batches
                              Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True))
         self.val_batches = Batches(val_x, val_y, bs, mean, std, False, self.device)
         if len(self.train_batches) == 0:
@@ -150,7 +152,7 @@ class SearchRun:
     def _build(self):
         torch.manual_seed(self.seed)
         self.net = Supernet(self.space_config(self.n_classes)).to(self.device)
-        self.policy = METHODS[self.method](self.s, self.net)
+        self.policy = self.declared.policy_class()(self.s, self.net)
 
     def _optimizers(self):
         s = self.s
@@ -231,7 +233,7 @@ class SearchRun:
                 x, y = next(train_iter)
             except StopIteration:
                 break
-            step_fn = self._one_level_step if policy.one_level else self._bilevel_step
+            step_fn = self._one_level_step if self.declared.one_level else self._bilevel_step
             loss, logits = step_fn(x, y, step)
             loss_sum += float(loss) * len(y)
             wrong += int((logits.argmax(1) != y).sum())
@@ -256,28 +258,21 @@ class SearchRun:
             self._arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 2 + step))
             return next(self._arch_iter)
 
+    def _guard(self, step):
+        def guard(loss):
+            loss = faults.poisoned(loss, self.epoch, step)
+            self._check(loss.detach(), f"epoch {self.epoch} step {step}")
+            return loss
+        return guard
+
     def _bilevel_step(self, x, y, step):
-        """DARTS and ASAP: alpha on a batch of the alpha half (before or after the weights, as the method
-        says), the weights on the training batch, then whatever the method prunes."""
-        net, policy = self.net, self.policy
-        search = policy.updates_alpha()
-        val_batch = self._next_arch_batch(step) if search else None
-        if search and policy.alpha_first:
-            self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
-                        f"epoch {self.epoch} step {step} (alpha)")
-        weights = {k: w.detach() for k, w in policy.weights(net).items()}
-        self.w_opt.zero_grad(set_to_none=True)
-        logits = policy.forward(net, x, weights)
-        loss = faults.poisoned(F.cross_entropy(logits, y), self.epoch, step)
-        self._check(loss.detach(), f"epoch {self.epoch} step {step}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
-        self.w_opt.step()
-        if search and not policy.alpha_first:
-            self._check(torch.tensor(policy.arch_step(net, self.a_opt, (x, y), val_batch, self.w_opt)),
-                        f"epoch {self.epoch} step {step} (alpha)")
-        self._apply_prunes(policy.prune_after_step(net))
-        return loss.detach(), logits.detach()
+        """`bilevel_step`, then whatever the method prunes after a step."""
+        val_batch = self._next_arch_batch(step) if self.policy.updates_alpha() else None
+        guard_alpha = lambda loss: self._check(torch.tensor(loss), f"epoch {self.epoch} step {step} (alpha)")
+        loss, logits = bilevel_step(self.policy, self.net, self.w_opt, self.a_opt, (x, y), val_batch,
+                                    self.s["grad_clip"], self._guard(step), guard_alpha)
+        self._apply_prunes(self.policy.prune_after_step(self.net))
+        return loss, logits
 
     def _one_level_step(self, x, y, step):
         """GOLD-NAS: alpha and the weights descend one loss on the same batch."""
@@ -285,14 +280,12 @@ class SearchRun:
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         logits = policy.forward(net, x, policy.weights(net))
-        loss = faults.poisoned(F.cross_entropy(logits, y) + policy.regulariser(net), self.epoch, step)
-        self._check(loss.detach(), f"epoch {self.epoch} step {step}")
+        loss = self._guard(step)(F.cross_entropy(logits, y) + policy.regulariser(net))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
         self.w_opt.step()
         self.a_opt.step()
-        for g in net.groups.values():
-            g.restore_pruned()
+        restore_pruned(net)
         return loss.detach(), logits.detach()
 
     @torch.no_grad()
@@ -322,9 +315,8 @@ class SearchRun:
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
-        runner = METHODS[self.method].runner
-        if runner is not None:
-            return runner(self).run(resume, replace_stale)
+        if not self.declared.trains_supernet:  # a baseline's policy names the class that runs it
+            return self.declared.policy_class().runner(self).run(resume, replace_stale)
         prepare_run_dir(self.out, self.checkpoint_path, self.inputs, resume, replace_stale, self.params, "search")
         self._data()
         self._build()
@@ -361,8 +353,6 @@ class SearchRun:
             row["epoch_seconds"] = time.perf_counter() - started
             self.seconds += row["epoch_seconds"]
             row.update(self._architecture_record())
-            row.setdefault("temperature", float("nan"))
-            row.setdefault("threshold", float("nan"))
             self.history.append(row)
             for name, g in self.net.groups.items():
                 # tensors, not numpy arrays: the checkpoint holds them and loads weights-only
@@ -378,7 +368,7 @@ class SearchRun:
                 return
 
     def _write_progress_files(self):
-        nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS + list(self.policy.extra_columns))
+        nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS + list(self.declared.columns))
         with nio.atomic_path(self.out / "alphas.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, ops=np.array([c.label() for c in self.net.space.candidates]),

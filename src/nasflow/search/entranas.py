@@ -36,18 +36,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasflow.errors import NasflowError
+from nasflow.search.methods.entranas import space_ops  # noqa: F401 (its home is the declaration)
 from nasflow.search.policy import SearchPolicy, masked_softmax
-from nasflow.search.supernet import Supernet, edge_inputs, plan_from_choice, top_k_per_node
-from nasflow.space.ops import DARTS_OPS, ENTRANAS_EXTRA_OPS
+from nasflow.search.supernet import Supernet, edge_inputs, plan_from_choice, top2_without_none
 
 Choice = dict[str, list[list[tuple[int, int]]]]  # group -> node -> [(edge, slot)]
-
-
-def space_ops(space: str, with_none: bool) -> list[str]:
-    """Table 8: the standard space (8 ops with `none`) or the extended one (13 with `none`)."""
-    ops = list(DARTS_OPS) + (list(ENTRANAS_EXTRA_OPS) if space == "extended" else [])
-    return ops if with_none else [o for o in ops if o != "none"]
 
 
 def engine_cell_indices(net: Supernet, mode: str) -> set[int]:
@@ -92,7 +85,6 @@ def choice_from_coefficients(weights: torch.Tensor, nodes: int) -> list[list[tup
 class EnTranNAS(SearchPolicy):
     name = "entranas"
     alpha_first = True  # first-order bi-level, as DARTS
-    extra_columns = ("derived_edges_normal", "derived_edges_reduce")
 
     def __init__(self, settings: dict, net: Supernet):
         super().__init__(settings, net)
@@ -101,18 +93,6 @@ class EnTranNAS(SearchPolicy):
         self.temperature = settings["temperature0"]
         self.epoch = 0
         self._edges = {}  # the derived cell's size after the latest epoch, for history.csv
-
-    @classmethod
-    def settle(cls, settings: dict, method: str) -> dict:
-        s = dict(settings)
-        if s["layout"] != "shared":
-            raise NasflowError(f"search.{method}.layout must be 'shared': the Engine-cells train the alphas that "
-                               "the Transit-cells of the same type run")
-        if s["space"] != "ops":
-            s["ops"] = space_ops(s["space"], with_none=cls.name == "entranas")
-        if not [o for o in s["ops"] if o != "none"]:
-            raise NasflowError(f"search.{method}.ops: nothing to derive besides 'none'")
-        return s
 
     # ---- coefficients ------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:
@@ -125,14 +105,7 @@ class EnTranNAS(SearchPolicy):
     # ---- derivation at every step --------------------------------------------------------------------
     def choose(self, net: Supernet, weights: dict) -> Choice:
         """The architecture the coefficients give now: top-2 edges per node without `none` (eq. 4)."""
-        names = [c.name for c in net.space.candidates]
-        choice = {}
-        for name, g in net.groups.items():
-            allowed = g.alive.clone().cpu()
-            if "none" in names:
-                allowed[:, names.index("none")] = False
-            choice[name] = top_k_per_node(weights[name].detach().cpu(), allowed, net.space.nodes, k=2)
-        return choice
+        return top2_without_none(net, weights)
 
     def engine_plans(self, net: Supernet, choice: Choice) -> dict[str, list[list[int]]] | None:
         """What the Engine-cells run: the whole DAG (None: the supernet's alive plans)."""
@@ -143,7 +116,6 @@ class EnTranNAS(SearchPolicy):
         derived = {name: plan_from_choice(c, self.n_edges) for name, c in choice.items()}
         transit = [i for i in range(len(net.cells)) if i not in self.engine]
         cell_plans = {i: derived[net.cells[i].group] for i in transit}
-        self.last_choice = choice
         return net(x, weights, plans=self.engine_plans(net, choice), cell_plans=cell_plans,
                    cell_weights={i: None for i in transit})
 
@@ -179,13 +151,6 @@ class EnTranNASDST(EnTranNAS):
         self.betas = nn.ParameterDict({name: nn.Parameter(torch.full((net.space.nodes,), float(settings["beta_init"]),
                                                                       device=device))
                                        for name in net.groups})
-
-    @classmethod
-    def settle(cls, settings: dict, method: str) -> dict:
-        if settings["space"] == "ops" and "none" in settings["ops"]:
-            raise NasflowError(f"search.{method}.ops: EnTranNAS-DST learns the topology itself and has no 'none' "
-                               "op (remove it from the list)")
-        return super().settle(settings, method)
 
     def arch_parameters(self, net: Supernet) -> list:
         return net.arch_parameters() + list(self.betas.values())

@@ -14,8 +14,8 @@ against the paper's own account that training first focuses on accuracy, so mu i
 Pruning (Algorithm 1, after every epoch). E = the alive candidates, E_min = the n0 of them with the
 smallest sigma(alpha); prune those of E_min below xi_max and every one of E below xi_min, never the last
 candidate feeding a node. Then: if n_pruned < n0: dlambda <- c0 * dlambda, lambda <- lambda + dlambda,
-else dlambda <- lambda0, lambda <- lambda / c0; if n_pruned == 0: t <- t + 1 else t <- 0; if t > t0:
-record the architecture as a Pareto point, t <- 0. The search ends when the network's discretised
+else dlambda <- lambda0, lambda <- lambda / c0; if n_pruned == 0: t <- t + 1 else t <- 0; if t > t0
+(the setting `patience`, so as not to be read as ASAP's initial temperature): record the architecture as a Pareto point, t <- 0. The search ends when the network's discretised
 MACs fall to flops_min.
 
 Derivation. Every alive candidate stays: any number of ops per edge and of inputs per node.
@@ -40,7 +40,7 @@ def algorithm1_update(state: dict, n_pruned: int, s: dict) -> bool:
         state["dlambda"] = s["lambda0"]
         state["lambda"] /= s["c0"]
     state["t"] = state["t"] + 1 if n_pruned == 0 else 0
-    if state["t"] > s["t0"]:
+    if state["t"] > s["patience"]:
         state["t"] = 0
         return True
     return False
@@ -48,7 +48,6 @@ def algorithm1_update(state: dict, n_pruned: int, s: dict) -> bool:
 
 class GoldNas(SearchPolicy):
     name = "gold-nas"
-    one_level = True
     stop_reason = "FLOPs at or below flops_min"
 
     def __init__(self, settings, net: Supernet):

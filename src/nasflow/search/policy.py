@@ -23,21 +23,12 @@ def masked_softmax(logits: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
 class SearchPolicy:
     name = "base"
     alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
-    one_level = False    # GOLD-NAS: alpha and weights on the same batch, one loss
     stop_reason = "finished"  # what `finished()` means, for search.json
-    extra_columns: tuple[str, ...] = ()  # history.csv columns of this method beyond the engine's
     runner = None  # a method that does not train the supernet (a baseline) names the class that runs it
 
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
         self.n_candidates = len(net.space.candidates)
-
-    @classmethod
-    def settle(cls, settings: dict, method: str) -> dict:
-        """The method's settings after the common keys were merged: fill what depends on other keys
-        (EnTranNAS's `space` picks `ops`, PR-DARTS's cycles set `epochs`) and refuse combinations the method
-        cannot run, naming the key."""
-        return settings
 
     # ---- per epoch -------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:
@@ -100,19 +91,13 @@ class SearchPolicy:
     def arch_loss(self, net: Supernet, x, y) -> torch.Tensor:
         return F.cross_entropy(self.forward(net, x, self.weights(net)), y)
 
-    def arch_step(self, net: Supernet, a_opt, train_batch, val_batch, w_opt) -> float:
-        """First-order: descend the validation loss in alpha with the weights fixed."""
-        a_opt.zero_grad(set_to_none=True)
+    def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
+        """The architecture parameters' gradients (their .grad, zeroed before) for one step, and the loss.
+        First order: the validation loss's gradient in alpha with the weights fixed. The engine takes
+        the optimizer's step and restores pruned alphas (`engine.architecture_step`)."""
         loss = self.arch_loss(net, *val_batch)
         loss.backward()
-        self.after_arch_backward(net)
-        a_opt.step()
-        for g in net.groups.values():
-            g.restore_pruned()
         return float(loss.detach())
-
-    def after_arch_backward(self, net: Supernet) -> None:
-        pass
 
     def prune_after_step(self, net: Supernet) -> list[Prune]:
         return []

@@ -45,7 +45,7 @@ from nasflow.errors import NasflowError
 from nasflow.search.policy import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, top_k_per_node
 from nasflow.space.morphisms import Limits, available, child_spec, morph
-from nasflow.space.ops import POOLS, OpSpec, parse_op
+from nasflow.space.ops import POOLS, OpSpec
 
 OP_TYPES = ("conv", "pool", "skip")
 
@@ -112,51 +112,6 @@ class PrDarts(SearchPolicy):
     name = "pr-darts"
     alpha_first = True
     stop_reason = "last cycle"
-    extra_columns = ("cycle", "cycle_epoch", "batch_size", "pool_size", "n_morphed", "n_exact",
-                     "similarity_normal", "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip")
-
-    @classmethod
-    def settle(cls, settings: dict, method: str) -> dict:
-        s = dict(settings)
-        cls.check_settings(s, f"search.{method}")
-        return s
-
-    @classmethod
-    def check_settings(cls, s: dict, where: str) -> None:
-        """Table 2's limits and Table 1's cycles are consistent; `epochs` and `batch_size` follow from them."""
-        if s["space"] not in s["spaces"]:
-            raise NasflowError(f"{where}.space: {s['space']!r} is not one of {where}.spaces "
-                               f"({', '.join(s['spaces'])})")
-        for name, lim in s["spaces"].items():
-            for low, high in (("k_min", "k_max"), ("dil_min", "dil_max")):
-                if lim[low] > lim[high]:
-                    raise NasflowError(f"{where}.spaces.{name}.{low} ({lim[low]}) exceeds {high} ({lim[high]})")
-            for key in ("k_min", "k_max"):
-                if lim[key] % 2 == 0:
-                    raise NasflowError(f"{where}.spaces.{name}.{key} must be odd, got {lim[key]}")
-        cycles = s["cycles"]
-        for i, c in enumerate(cycles):
-            if c["grace"] >= c["epochs"]:
-                raise NasflowError(f"{where}.cycles.{i}.grace ({c['grace']}) must be below its epochs "
-                                   f"({c['epochs']}): alpha must train before the pruning")
-            if c["morphisms"] >= c["candidates"]:
-                raise NasflowError(f"{where}.cycles.{i}.morphisms ({c['morphisms']}) must be below its "
-                                   f"candidates ({c['candidates']}): at least one op survives the pruning")
-        if cycles[-1]["candidates"] != 1 or cycles[-1]["morphisms"] != 0:
-            raise NasflowError(f"{where}.cycles.{len(cycles) - 1}: the last cycle must end with candidates 1 "
-                               f"and morphisms 0 (one op per edge)")
-        if s["bmin"] > s["bmax"]:
-            raise NasflowError(f"{where}.bmin ({s['bmin']}) exceeds bmax ({s['bmax']})")
-        if s["feature_sharing"]:
-            raise NasflowError(f"{where}.feature_sharing: per-edge pools need each edge's own modules (false)")
-        limits = Limits(**s["spaces"][s["space"]])
-        convs = [parse_op(op) for op in s["ops"] if parse_op(op).parametric]
-        if not convs or not all(limits.allows(c) for c in convs):
-            raise NasflowError(f"{where}.ops: the initial pool needs a parametric conv within the "
-                               f"{s['space']} limits, got {s['ops']}")
-        # Derived: the cycles fix the length of the search, and the batch starts at bmin.
-        s["epochs"] = sum(c["epochs"] for c in cycles)
-        s["batch_size"] = s["bmin"]
 
     def __init__(self, settings: dict, net: Supernet):
         super().__init__(settings, net)
@@ -272,7 +227,7 @@ class PrDarts(SearchPolicy):
         stage = self.stage
         keep = stage["candidates"] - stage["morphisms"]
         gen = torch.Generator().manual_seed((self.seed * 1000 + self.cycle) % 2 ** 63)
-        # Every set_pool resets alpha, so the weights are read for all edges first.
+        # The weights are read for all edges before any pool changes.
         weights = {name: masked_softmax(g.alpha.detach(), g.alive).cpu() for name, g in net.groups.items()}
         entry = {"cycle": self.cycle, "epochs": [self.ends[self.cycle - 1] - stage["epochs"] + 1, self.ends[self.cycle - 1]],
                  "pools": {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()},
@@ -284,6 +239,9 @@ class PrDarts(SearchPolicy):
             for edge, pool in enumerate(list(g.pools)):
                 self._replace_on_edge(net, name, edge, pool, weights[name][edge], keep, stage["morphisms"], last,
                                       gen, entry["morphs"])
+        with torch.no_grad():  # 3.2: every cycle starts with a fresh, uniform alpha on every edge
+            for g in net.groups.values():
+                g.alpha.zero_()
         self.log.append(entry)
         self.current = {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
 

@@ -281,8 +281,9 @@ class Supernet(nn.Module):
     def set_pool(self, group: str, edge: int, pool: list[OpSpec], modules: dict[int, list[nn.Module]] | None = None):
         """Give an edge a new candidate pool (PR-DARTS replaces candidates between cycles). `modules[slot]`
         holds, per cell of the group, a module that inherits its parent's weights; other slots are built
-        fresh. Every group's alpha is reset to zero (PR-DARTS resets alpha each cycle), with as many slots
-        as the largest pool. Returns nothing: rebuild the optimizers afterwards."""
+        fresh. The edge's alpha starts at zero with every slot of its pool alive; the other edges keep
+        theirs. Every group's alpha has as many slots as the largest pool, so it may be replaced by a
+        wider or narrower one: rebuild the optimizers afterwards."""
         if self.space.feature_sharing:
             raise NasflowError("per-edge candidate pools and feature sharing do not combine")
         g = self.groups[group]
@@ -297,12 +298,18 @@ class Supernet(nn.Module):
                 cs.put(slot, module.to(device))
         width = max(len(p) for grp in self.groups.values() for p in grp.pools)
         for grp in self.groups.values():
+            keep = min(width, grp.alpha.shape[1])
+            alpha = torch.zeros(len(grp.pools), width, device=device)
             alive = torch.zeros(len(grp.pools), width, dtype=torch.bool, device=device)
-            for e, p in enumerate(grp.pools):
-                alive[e, :len(p)] = True
-            grp.alpha = nn.Parameter(torch.zeros(len(grp.pools), width, device=device))
-            grp.alive = alive
-            grp.frozen = torch.zeros(len(grp.pools), width, device=device)
+            frozen = torch.zeros(len(grp.pools), width, device=device)
+            alpha[:, :keep] = grp.alpha.detach()[:, :keep]
+            alive[:, :keep] = grp.alive[:, :keep]
+            frozen[:, :keep] = grp.frozen[:, :keep]
+            grp.alpha, grp.alive, grp.frozen = nn.Parameter(alpha), alive, frozen
+        with torch.no_grad():
+            g.alpha[edge] = 0.0
+            g.frozen[edge] = 0.0
+            g.alive[edge] = torch.arange(width, device=device) < len(pool)
         self.refresh_plans()
 
     def restore_pools(self, state: dict) -> None:
@@ -371,6 +378,19 @@ class Supernet(nn.Module):
             cells.append(CellSpec(g.reduction, nodes, list(range(2, self.space.nodes + 2))))
         layout = "per-position" if self.space.layout == "per-position" else "shared"
         return Genotype(cells, layout, cell_output)
+
+
+def top2_without_none(net: "Supernet", weights: dict[str, torch.Tensor]) -> dict[str, list[list[tuple[int, int]]]]:
+    """DARTS's derivation (also EnTranNAS's eq. 4): per cell type, each node's two strongest incoming
+    edges, each with its strongest alive op other than `none`."""
+    names = [c.name for c in net.space.candidates]
+    choice = {}
+    for name, g in net.groups.items():
+        allowed = g.alive.detach().clone().cpu()
+        if "none" in names:
+            allowed[:, names.index("none")] = False
+        choice[name] = top_k_per_node(weights[name].detach().cpu(), allowed, net.space.nodes, k=2)
+    return choice
 
 
 def top_k_per_node(weights: torch.Tensor, allowed: torch.Tensor, nodes: int, k: int = 2) -> list[list[tuple[int, int]]]:

@@ -70,3 +70,26 @@ def parse_op(obj) -> OpSpec:
             raise NasflowError(f"parametric conv needs 'c_mul', a list of positive integers, got {c_mul!r}")
         return OpSpec("conv", k=k, dil=dil, c_mul=tuple(c_mul))
     raise NasflowError(f"an op must be a name or a parametric conv object, got {obj!r}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Table 2's constraints on a convolution. None: no limit (the unrestricted space's depth/width)."""
+
+    k_min: int = 3
+    k_max: int = 7
+    dil_min: int = 1
+    dil_max: int = 2
+    max_depth: int | None = 1   # len(c_mul): expansion layers beyond the first separable layer
+    max_width: int | None = 1   # the largest expansion multiple
+
+    def allows(self, spec: OpSpec) -> bool:
+        if not spec.parametric:
+            return True
+        if not (self.k_min <= spec.k <= self.k_max and self.dil_min <= spec.dil <= self.dil_max):
+            return False
+        if spec.k == 1 and spec.dil > 1:  # a dilated 1x1 is the 1x1: Table 2 leaves it out
+            return False
+        if self.max_depth is not None and len(spec.c_mul) > self.max_depth:
+            return False
+        return self.max_width is None or all(m <= self.max_width for m in spec.c_mul)

@@ -1,0 +1,17 @@
+"""DARTS (Liu, Simonyan, Yang 2019): the baseline."""
+import yaml
+
+from nasflow.search.registry import register
+
+register(
+    "darts",
+    policy="nasflow.search.darts:Darts",
+    describe=lambda s: f"{s['order']} order, prune once at the end",
+    schema=yaml.safe_load("""
+required: [order]
+properties:
+  order:
+    enum: [first, second]
+    description: first-order or unrolled second-order architecture gradient
+"""),
+)

@@ -1,0 +1,128 @@
+"""PR-DARTS (prune and replace, Laube and Zell 2019)."""
+import yaml
+
+from nasflow.errors import NasflowError
+from nasflow.search.registry import register
+from nasflow.space.opspec import Limits, parse_op
+
+
+def settle(settings: dict, method: str) -> dict:
+    """Table 2's limits and Table 1's cycles are consistent; `epochs` and `batch_size` follow from them."""
+    s, where = dict(settings), f"search.{method}"
+    if s["space"] not in s["spaces"]:
+        raise NasflowError(f"{where}.space: {s['space']!r} is not one of {where}.spaces ({', '.join(s['spaces'])})")
+    for name, lim in s["spaces"].items():
+        for low, high in (("k_min", "k_max"), ("dil_min", "dil_max")):
+            if lim[low] > lim[high]:
+                raise NasflowError(f"{where}.spaces.{name}.{low} ({lim[low]}) exceeds {high} ({lim[high]})")
+        for key in ("k_min", "k_max"):
+            if lim[key] % 2 == 0:
+                raise NasflowError(f"{where}.spaces.{name}.{key} must be odd, got {lim[key]}")
+    cycles = s["cycles"]
+    for i, c in enumerate(cycles):
+        if c["grace"] >= c["epochs"]:
+            raise NasflowError(f"{where}.cycles.{i}.grace ({c['grace']}) must be below its epochs "
+                               f"({c['epochs']}): alpha must train before the pruning")
+        if c["morphisms"] >= c["candidates"]:
+            raise NasflowError(f"{where}.cycles.{i}.morphisms ({c['morphisms']}) must be below its "
+                               f"candidates ({c['candidates']}): at least one op survives the pruning")
+    if cycles[-1]["candidates"] != 1 or cycles[-1]["morphisms"] != 0:
+        raise NasflowError(f"{where}.cycles.{len(cycles) - 1}: the last cycle must end with candidates 1 "
+                           f"and morphisms 0 (one op per edge)")
+    if s["bmin"] > s["bmax"]:
+        raise NasflowError(f"{where}.bmin ({s['bmin']}) exceeds bmax ({s['bmax']})")
+    if s["feature_sharing"]:
+        raise NasflowError(f"{where}.feature_sharing: per-edge pools need each edge's own modules (false)")
+    limits = Limits(**s["spaces"][s["space"]])
+    convs = [parse_op(op) for op in s["ops"] if parse_op(op).parametric]
+    if not convs or not all(limits.allows(c) for c in convs):
+        raise NasflowError(f"{where}.ops: the initial pool needs a parametric conv within the "
+                           f"{s['space']} limits, got {s['ops']}")
+    # Derived: the cycles fix the length of the search, and the batch starts at bmin.
+    s["epochs"] = sum(c["epochs"] for c in cycles)
+    s["batch_size"] = s["bmin"]
+    return s
+
+
+register(
+    "pr-darts",
+    policy="nasflow.search.pr_darts:PrDarts",
+    describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
+                        f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds"),
+    settle=settle,
+    columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_morphed", "n_exact", "similarity_normal",
+             "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
+    schema=yaml.safe_load("""
+required: [derived_cell_output, space, spaces, cycles, max_draws, bmin, bmult, bmax, threshold, check_every]
+properties:
+  ops:
+    type: array
+    minItems: 1
+    items: {type: [string, object]}
+    description: "the first pool of every edge: names, or a parametric {op: conv, k, dil, c_mul}"
+  derived_cell_output:
+    enum: [concat, mean, conv1x1]
+    description: the cell output written into the derived genotype (the search's is cell_output)
+  space:
+    type: string
+    description: the morphism limits in force, a name under spaces (darts-like, depth-restricted, unrestricted)
+  spaces:
+    type: object
+    minProperties: 1
+    additionalProperties:
+      type: object
+      additionalProperties: false
+      required: [k_min, k_max, dil_min, dil_max, max_depth, max_width]
+      properties:
+        k_min: {type: integer, minimum: 1}
+        k_max: {type: integer, minimum: 1, maximum: 15}
+        dil_min: {type: integer, minimum: 1}
+        dil_max: {type: integer, minimum: 1, maximum: 8}
+        max_depth:
+          type: [integer, "null"]
+          minimum: 0
+          description: most expansion layers (len(c_mul)); null = no limit
+        max_width:
+          type: [integer, "null"]
+          minimum: 1
+          description: largest expansion multiple; null = no limit
+  cycles:
+    type: array
+    minItems: 1
+    description: Table 1, one entry per cycle; search.epochs becomes the sum of their epochs
+    items:
+      type: object
+      additionalProperties: false
+      required: [epochs, grace, morphisms, candidates]
+      properties:
+        epochs: {type: integer, minimum: 1}
+        grace:
+          type: integer
+          minimum: 0
+          description: first epochs of the cycle that train the weights only
+        morphisms:
+          type: integer
+          minimum: 0
+          description: children added to every edge at the cycle's end
+        candidates:
+          type: integer
+          minimum: 1
+          description: ops on every edge after the cycle's pruning and replacing
+  max_draws:
+    type: integer
+    minimum: 1
+    description: parent draws per child before a child seen before on the edge is accepted again
+  bmin: {type: integer, minimum: 1}
+  bmult: {type: integer, minimum: 1}
+  bmax: {type: integer, minimum: 1}
+  threshold:
+    type: number
+    exclusiveMinimum: 0
+    maximum: 1
+    description: share of the accelerator's memory the batch size may fill
+  check_every:
+    type: integer
+    minimum: 1
+    description: steps between batch-size checks (CUDA only; the CPU stays at bmin)
+"""),
+)
