@@ -1,6 +1,5 @@
 """Counts against the published reference figures, and the analytic formula against the measured
 counter op by op."""
-import itertools
 import json
 
 import pytest

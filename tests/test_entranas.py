@@ -14,7 +14,8 @@ from nasflow import io as nio
 from nasflow.errors import NasflowError
 from nasflow.search.consistency import child_forward, kendall_tau, plan_from_genotype
 from nasflow.search.engine import architecture_step
-from nasflow.search.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices, space_ops
+from nasflow.search.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices
+from nasflow.search.methods.entranas import space_ops
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network

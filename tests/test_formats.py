@@ -1,6 +1,5 @@
 """Every dataset's loader on small files the tests write in the exact canonical formats (the real
 CIFAR-100, SVHN, CINIC-10 and ImageNet are not available offline), and the real shared files."""
-import io
 import pickle
 import tarfile
 

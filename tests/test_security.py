@@ -1,7 +1,6 @@
 """Nothing nasflow reads can run code: checkpoints load weights-only, CIFAR batches through an unpickler
 that admits only array data, and file names read from result files stay inside their folder."""
 import hashlib
-import json
 import pickle
 import tarfile
 
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
 from nasflow import io as nio
 from nasflow.errors import NasflowError
 

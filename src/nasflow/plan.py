@@ -57,6 +57,12 @@ def read_architectures(path: str | Path) -> list[dict]:
     return entries
 
 
+def final_architecture(entries: list[dict]) -> dict:
+    """The cell a search is known by (transferred, compared in consistency): the last entry of its
+    architectures.json, whose genotype is also its genotype.json (for GOLD-NAS the most pruned point)."""
+    return entries[-1]
+
+
 def searched_architectures(params, archs_file: Callable[[str, int], str]) -> list[dict]:
     """Every architecture every search yielded: one per search, or one per Pareto point."""
     out = []
@@ -93,9 +99,10 @@ def transfer_architectures(params, searched: list[dict]) -> list[str]:
     """Published cells of the profile, plus the final cell (for GOLD-NAS the most pruned Pareto point: the
     one a search is known by) of each method's first `searched_per_method` searches."""
     transfer = params["train"]["transfer"]
-    finals: dict[tuple[str, int], str] = {}
-    for arch in searched:  # in search order, so the last entry of a search wins
-        finals[(arch["method"], arch["search_seed"])] = arch["id"]
+    by_search: dict[tuple[str, int], list[dict]] = {}
+    for arch in searched:
+        by_search.setdefault((arch["method"], arch["search_seed"]), []).append(arch)
+    finals = {key: final_architecture(entries)["id"] for key, entries in by_search.items()}
     per_method: dict[str, list[str]] = {}
     for (method, _), arch_id in finals.items():
         per_method.setdefault(method, []).append(arch_id)

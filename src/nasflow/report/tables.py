@@ -94,7 +94,7 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
     for method, seed in plan.consistency_searches(params):
         found = _json(root / plan.consistency_file(method, seed))
         archs = plan.read_architectures(root / plan.search_dir(method, seed) / "architectures.json")
-        final = archs[-1]["id"]
+        final = plan.final_architecture(archs)["id"]
         rows.append({"method": method, "seed": seed, "architecture": final,
                      "supernet_error": round(found["supernet_error"], 3), "child_error": round(found["child_error"], 3),
                      "error_gap": round(found["error_gap"], 3), "retrained_error": retrained.get(final)})

@@ -116,11 +116,9 @@ def final_arch_id(search_dir: Path) -> str:
     path = search_dir / "architectures.json"
     if not path.is_file():
         raise NasflowError(f"{path}: missing (is {search_dir} a finished search?)")
-    from nasflow.plan import read_architectures
+    from nasflow.plan import final_architecture, read_architectures
 
-    entries = read_architectures(path)
-    final = [e for e in entries if e["genotype"] == "genotype.json"] or entries[-1:]
-    return final[0]["id"]
+    return final_architecture(read_architectures(path))["id"]
 
 
 def retrained_error(train_root: Path, arch_id: str, dataset: str) -> tuple[float, int]:

@@ -73,6 +73,71 @@ def bilevel_step(policy, net: Supernet, w_opt, a_opt, batch, val_batch, grad_cli
     return loss, logits
 
 
+def training_split(labels: np.ndarray, s: dict, data: dict, held_out: bool):
+    """Indices of the training images that train the weights, and of those held out (for alpha, or to
+    score candidates), or None when nothing is held out. Subsets and halves are drawn per class with
+    data.split_seed."""
+    pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data["split_seed"])
+            if s["subset_per_class"] else np.arange(len(labels)))
+    if not held_out:
+        return pool, None
+    first, second = stratified_split(labels[pool], data["weights_fraction"], data["split_seed"])
+    return pool[first], pool[second]
+
+
+def search_augmentation(s: dict):
+    """AutoAugment on the training images when the search asks for it (GOLD-NAS on CIFAR-10; not on
+    ImageNet-style data, appendix C, where the policy would be ImageNet's)."""
+    if not s["autoaugment"]:
+        return None
+    from torchvision.transforms import v2
+
+    imagenet = dataset_info(s["dataset"]).style == "imagenet"
+    return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET if imagenet else v2.AutoAugmentPolicy.CIFAR10)
+
+
+@torch.no_grad()
+def evaluate(logits_of, batches) -> dict:
+    """Mean cross-entropy and top-1 error (percent) of `logits_of(x)` over `batches`, unaugmented."""
+    loss_sum = wrong = seen = 0
+    for x, y in batches.epoch(None):
+        logits = logits_of(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        wrong += int((logits.argmax(1) != y).sum())
+        seen += len(y)
+    return {"val_loss": loss_sum / seen, "val_error": 100.0 * wrong / seen}
+
+
+def write_results(run, found: list[tuple], stopped: str, epochs: int, seconds: float, files=(),
+                  entry_extra: dict | None = None, summary_extra: dict | None = None) -> dict:
+    """A finished search's files: one genotype per architecture found ((epoch, genotype) pairs, the last
+    is the search's final cell, also genotype.json), architectures.json with their sizes, search.json;
+    logged to the run's MLflow run with `files`. `run` holds method, seed, s, out, device, tracker."""
+    s, out = run.s, run.out
+    entries = []
+    for i, (epoch, genotype) in enumerate(found):
+        genotype.name = f"{run.method}-s{run.seed}-{i}"
+        name = "genotype.json" if len(found) == 1 else f"genotype-{i}.json"
+        nio.write_json(out / name, genotype.to_json())
+        # A per-position genotype fixes the depth: it is evaluated at the depth it was searched at.
+        layers = s["layers"] if genotype.layout == "per-position" else s["eval_layers"]
+        sizes = architecture_entry(genotype, s["eval_channels"], layers, s["dataset"])
+        entries.append({"id": genotype.name, "genotype": name, **sizes, "epoch": epoch, **(entry_extra or {})})
+    counts = {k: entries[-1][k] for k in ("params_M", "macs_M")}
+    if len(found) > 1:  # genotype.json is always the final cell
+        nio.write_json(out / "genotype.json", genotype.to_json())
+    nio.write_json(out / "architectures.json", entries)
+    summary = {"seconds": round(seconds, 3), "device": device_name(run.device), "epochs": epochs,
+               "method": run.method, "seed": run.seed, "stopped": stopped,
+               "gpu_days": round(seconds / 86400, 6) if run.device.type == "cuda" else None, **(summary_extra or {})}
+    nio.write_json(out / "search.json", summary)
+    run.tracker.log_metrics({"search_seconds": seconds, **{f"final_{k}": v for k, v in counts.items()}})
+    for name in ("genotype.json", "architectures.json", "search.json", "settings.json", *files):
+        run.tracker.log_artifact(out / name)
+    run.tracker.set_tags({"arch_id": genotype.name})
+    return {"genotype": genotype, **summary, **counts}
+
+
 class SearchRun:
     def __init__(self, params, method: str, seed: int, out: str | Path, track_runs: bool = True):
         self.params, self.method, self.seed = params, method, seed
@@ -111,29 +176,20 @@ class SearchRun:
             return self._folder_data()
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
-        pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data_cfg["split_seed"])
-                if s["subset_per_class"] else np.arange(len(labels)))
         mean, std = normalisation(s["dataset"], arrays.x_train)
         bs = s["batch_size"]
-        # DARTS draws both halves through the training augmentation; validation is measured without it.
-        transform = None
-        if s["autoaugment"]:  # GOLD-NAS searches with AutoAugment on CIFAR-10 (not on ImageNet: appendix C)
-            from torchvision.transforms import v2
-            policy = v2.AutoAugmentPolicy.IMAGENET if dataset_info(s["dataset"]).style == "imagenet" else v2.AutoAugmentPolicy.CIFAR10
-            transform = v2.AutoAugment(policy)
+        w_idx, a_idx = training_split(labels, s, data_cfg, held_out=not self.declared.one_level)
         if self.declared.one_level:
             # One level: every training image trains alpha and the weights together; nothing is held out
             # of the training set, so progress is measured on (a stratified part of) the test set.
-            w_idx = pool
             test = (stratified_subset(arrays.y_test, per_class=s["subset_per_class"], seed=data_cfg["split_seed"])
                     if s["subset_per_class"] else np.arange(len(arrays.y_test)))
             val_x, val_y = arrays.x_test[test], arrays.y_test[test]
         else:
-            first, second = stratified_split(labels[pool], data_cfg["weights_fraction"], data_cfg["split_seed"])
-            w_idx, a_idx = pool[first], pool[second]
             val_x, val_y = arrays.x_train[a_idx], labels[a_idx]
+        # DARTS draws both halves through the training augmentation; validation is measured without it.
         self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
-                                     drop_last=True, image_transform=transform)
+                                     drop_last=True, image_transform=search_augmentation(s))
         self.arch_batches = (self.train_batches if self.declared.one_level else  # alpha on the same batches
                              Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True))
         self.val_batches = Batches(val_x, val_y, bs, mean, std, False, self.device)
@@ -217,7 +273,7 @@ class SearchRun:
                                f"({self.checkpoint_path}, epoch {self.epoch - 1}) is kept")
 
     def _train_epoch(self, progress: Progress) -> dict:
-        net, policy, s = self.net, self.policy, self.s
+        net, policy = self.net, self.policy
         net.train()
         lr = policy.learning_rate(self.epoch)
         for group in self.w_opt.param_groups:
@@ -292,13 +348,7 @@ class SearchRun:
     def _validate(self) -> dict:
         self.net.eval()
         weights = self.policy.weights(self.net)
-        loss_sum = wrong = seen = 0
-        for x, y in self.val_batches.epoch(None):
-            logits = self.policy.forward(self.net, x, weights)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            wrong += int((logits.argmax(1) != y).sum())
-            seen += len(y)
-        return {"val_loss": loss_sum / seen, "val_error": 100.0 * wrong / seen}
+        return evaluate(lambda x: self.policy.forward(self.net, x, weights), self.val_batches)
 
     def _architecture_record(self) -> dict:
         net, policy = self.net, self.policy
@@ -379,29 +429,7 @@ class SearchRun:
 
     def _finish(self) -> dict:
         s = self.s
-        entries = []
-        found = self.policy.architectures(self.net)
-        for i, (epoch, genotype, _) in enumerate(found):
-            genotype.name = f"{self.method}-s{self.seed}-{i}"
-            name = "genotype.json" if len(found) == 1 else f"genotype-{i}.json"
-            nio.write_json(self.out / name, genotype.to_json())
-            # A per-position genotype fixes the depth: it is evaluated at the depth it was searched at.
-            layers = s["layers"] if genotype.layout == "per-position" else s["eval_layers"]
-            sizes = architecture_entry(genotype, s["eval_channels"], layers, s["dataset"])
-            counts = {k: sizes[k] for k in ("params_M", "macs_M")}
-            entries.append({"id": genotype.name, "genotype": name, **sizes, "epoch": epoch})
-        if len(found) > 1:  # genotype.json is always the final cell
-            nio.write_json(self.out / "genotype.json", genotype.to_json())
-        nio.write_json(self.out / "architectures.json", entries)
-        reason = self.policy.stop_reason if self.policy.finished(self.net) else f"{s['epochs']} epochs"
-        summary = {"seconds": round(self.seconds, 3), "device": device_name(self.device), "epochs": self.epoch,
-                   "method": self.method, "seed": self.seed, "stopped": reason,
-                   "gpu_days": round(self.seconds / 86400, 6) if self.device.type == "cuda" else None}
-        nio.write_json(self.out / "search.json", summary)
         self._write_progress_files()
-        self.tracker.log_metrics({"search_seconds": self.seconds, **{f"final_{k}": v for k, v in counts.items()}})
-        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", "settings.json",
-                     *self.policy.files()):
-            self.tracker.log_artifact(self.out / name)
-        self.tracker.set_tags({"arch_id": genotype.name})
-        return {"genotype": genotype, **summary, **counts}
+        reason = self.policy.stop_reason if self.policy.finished(self.net) else f"{s['epochs']} epochs"
+        return write_results(self, self.policy.architectures(self.net), reason, self.epoch, self.seconds,
+                             files=("history.csv", *self.policy.files()))

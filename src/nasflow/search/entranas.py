@@ -36,7 +36,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasflow.search.methods.entranas import space_ops  # noqa: F401 (its home is the declaration)
 from nasflow.search.policy import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, edge_inputs, plan_from_choice, top2_without_none
 

@@ -112,7 +112,7 @@ class GoldNas(SearchPolicy):
             genotype = self.derive(net)
             # A discrete architecture already recorded (nothing pruned since) is not recorded twice.
             if not self.pareto or self.pareto[-1][1].to_json() != genotype.to_json():
-                self.pareto.append((self.epoch, genotype, self.macs))
+                self.pareto.append((self.epoch, genotype))
         return False
 
     def finished(self, net: Supernet) -> bool:
@@ -131,17 +131,17 @@ class GoldNas(SearchPolicy):
         """The Pareto points, then the final architecture unless it is the last one recorded (a search
         that prunes nothing after its last record would otherwise list one architecture twice)."""
         points = list(self.pareto)
-        final = (self.epoch, self.derive(net), self.macs)
+        final = (self.epoch, self.derive(net))
         if not points or points[-1][1].to_json() != final[1].to_json():
             points.append(final)
         return points
 
     def state_dict(self) -> dict:
         return {"state": dict(self.state), "n_pruned": self.n_pruned,
-                "pareto": [(epoch, g.to_json(), macs) for epoch, g, macs in self.pareto], "macs": self.macs}
+                "pareto": [(epoch, g.to_json()) for epoch, g in self.pareto], "macs": self.macs}
 
     def load_state_dict(self, state: dict) -> None:
         from nasflow.space.genotype import parse_genotype
 
         self.state, self.n_pruned, self.macs = dict(state["state"]), state["n_pruned"], state["macs"]
-        self.pareto = [(epoch, parse_genotype(g), macs) for epoch, g, macs in state["pareto"]]
+        self.pareto = [(epoch, parse_genotype(g)) for epoch, g in state["pareto"]]

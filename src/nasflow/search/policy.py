@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nasflow.search.supernet import ArchGroup, Supernet
+from nasflow.train.schedules import cosine
 
 Prune = tuple[str, int, int]  # (group, edge, slot)
 
@@ -41,7 +42,7 @@ class SearchPolicy:
     def learning_rate(self, epoch: int) -> float:
         """The weights' learning rate for `epoch`: cosine from w_lr to w_lr_min over the search."""
         s = self.s
-        return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / s["epochs"]))
+        return cosine(s["w_lr"], s["w_lr_min"], epoch - 1, s["epochs"])
 
     def batch_size(self, step: int, device) -> int | None:
         """The batch size for training step `step` (from 1) of the epoch; None keeps the current one."""
@@ -78,8 +79,8 @@ class SearchPolicy:
         return net(x, weights)
 
     def architectures(self, net: Supernet) -> list[tuple]:
-        """(epoch, genotype, None) of every architecture the search yields; one by default."""
-        return [(self.epoch, self.derive(net), None)]
+        """(epoch, genotype) of every architecture the search yields, the final cell last; one by default."""
+        return [(self.epoch, self.derive(net))]
 
     # ---- weights and pruning -----------------------------------------------------------------------------
     def op_weights(self, group: ArchGroup) -> torch.Tensor:

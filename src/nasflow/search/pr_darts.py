@@ -46,6 +46,7 @@ from nasflow.search.policy import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, top_k_per_node
 from nasflow.space.morphisms import Limits, available, child_spec, morph
 from nasflow.space.ops import POOLS, OpSpec
+from nasflow.train.schedules import cosine
 
 OP_TYPES = ("conv", "pool", "skip")
 
@@ -161,7 +162,7 @@ class PrDarts(SearchPolicy):
         cycle, at = self.cycle_of(epoch)
         length = self.cycles[cycle - 1]["epochs"]
         s = self.s
-        return s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (at - 1) / length))
+        return cosine(s["w_lr"], s["w_lr_min"], at - 1, length)
 
     def batch_size(self, step: int, device) -> int:
         s = self.s

@@ -20,10 +20,8 @@ yields the same candidates and scores as an uninterrupted one.
 """
 from __future__ import annotations
 
-import math
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,14 +30,14 @@ from nasflow import track
 from nasflow.data.datasets import load
 from nasflow.data.loader import Batches, epoch_generator, normalisation
 from nasflow.data.registry import dataset_info
-from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir
+from nasflow.runtime import load_checkpoint, prepare_run_dir
 from nasflow.search.flops import fixed_macs, op_macs_table
 from nasflow.search.policy import SearchPolicy
 from nasflow.search.supernet import Supernet, edge_inputs
-from nasflow.space.counting import architecture_entry, count_network, evaluation_network
+from nasflow.space.counting import count_network, evaluation_network
+from nasflow.train.schedules import cosine
 
 HISTORY_COLUMNS = ["candidate", "draws", "pruned", "alive_ops", "flops_M", "params_M", "macs_M", "train_loss",
                    "train_error", "val_loss", "val_error", "seconds"]
@@ -95,7 +93,7 @@ class RandomPruneRun:
     def __init__(self, search):
         self.params, self.seed, self.out, self.s = search.params, search.seed, search.out, search.s
         self.device, self.fingerprint, self.track_runs = search.device, search.fingerprint, search.track_runs
-        self.inputs = search.inputs
+        self.inputs, self.method = search.inputs, search.method
         self.space_config = search.space_config
 
     @property
@@ -104,21 +102,15 @@ class RandomPruneRun:
 
     # ---- data: a held-out part of the training set scores the candidates ---------------------------------
     def _data(self):
-        s, data_cfg = self.s, self.params["data"]
-        split_seed = data_cfg["split_seed"]
+        from nasflow.search.engine import search_augmentation, training_split
+
+        s = self.s
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
-        pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=split_seed)
-                if s["subset_per_class"] else np.arange(len(labels)))
-        first, second = stratified_split(labels[pool], data_cfg["weights_fraction"], split_seed)
         mean, std = normalisation(s["dataset"], arrays.x_train)
-        train, held = pool[first], pool[second]
-        transform = None
-        if s["autoaugment"]:
-            from torchvision.transforms import v2
-            transform = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+        train, held = training_split(labels, s, self.params["data"], held_out=True)
         self.train_batches = Batches(arrays.x_train[train], labels[train], s["batch_size"], mean, std, True,
-                                     self.device, drop_last=True, image_transform=transform)
+                                     self.device, drop_last=True, image_transform=search_augmentation(s))
         self.val_batches = Batches(arrays.x_train[held], labels[held], s["batch_size"], mean, std, False, self.device)
         if len(self.train_batches) == 0:
             raise NasflowError(f"search.gold-nas-random.batch_size {s['batch_size']} is larger than the "
@@ -139,7 +131,7 @@ class RandomPruneRun:
         epochs = s["candidate_epochs"]
         loss_sum = wrong = seen = 0
         for epoch in range(1, epochs + 1):
-            lr = s["w_lr_min"] + 0.5 * (s["w_lr"] - s["w_lr_min"]) * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+            lr = cosine(s["w_lr"], s["w_lr_min"], epoch - 1, epochs)
             for group in opt.param_groups:
                 group["lr"] = lr
             model.train()
@@ -159,16 +151,11 @@ class RandomPruneRun:
                 seen += len(y)
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, **self._validate(model)}
 
-    @torch.no_grad()
     def _validate(self, model) -> dict:
+        from nasflow.search.engine import evaluate
+
         model.eval()
-        loss_sum = wrong = seen = 0
-        for x, y in self.val_batches.epoch(None):
-            logits = model(x)[0]
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            wrong += int((logits.argmax(1) != y).sum())
-            seen += len(y)
-        return {"val_loss": loss_sum / seen, "val_error": 100.0 * wrong / seen}
+        return evaluate(lambda x: model(x)[0], self.val_batches)
 
     def _candidate(self, net: Supernet, index: int) -> tuple[dict, object]:
         started = time.perf_counter()
@@ -194,7 +181,7 @@ class RandomPruneRun:
         if resume and self.checkpoint_path.exists():
             ckpt = load_checkpoint(self.checkpoint_path, "cpu", CHECKPOINT_VERSION, self.fingerprint)
             rows, seconds, run_id = ckpt["rows"], ckpt["seconds"], ckpt["run_id"]
-        tracker = track.start_run(
+        self.tracker = tracker = track.start_run(
             self.params, f"search-gold-nas-random-s{self.seed}",
             tags={"stage": "search", "method": "gold-nas-random", "seed": self.seed, "dataset": self.s["dataset"]},
             logged_params={"search": self.s, "seed": self.seed, "method": "gold-nas-random"},
@@ -217,34 +204,22 @@ class RandomPruneRun:
             return self._finish(rows, seconds, tracker)
 
     def _finish(self, rows: list[dict], seconds: float, tracker) -> dict:
+        from nasflow.search.engine import write_results
         from nasflow.space.genotype import load_genotype
 
         best = min(rows, key=lambda r: (r["val_error"], r["val_loss"], r["candidate"]))
         genotype = load_genotype(self.out / "candidates" / f"candidate-{best['candidate']}.json")
-        genotype.name = f"gold-nas-random-s{self.seed}-0"  # the id the pipeline would retrain
-        sizes = architecture_entry(genotype, self.s["eval_channels"], self.s["layers"], self.s["dataset"])
-        counts = {k: sizes[k] for k in ("params_M", "macs_M")}
-        nio.write_json(self.out / "genotype.json", genotype.to_json())
-        nio.write_json(self.out / "architectures.json", [{"id": genotype.name, "genotype": "genotype.json", **sizes,
-                                                          "epoch": self.s["candidate_epochs"],
-                                                          "candidate": best["candidate"]}])
-        summary = {"seconds": round(seconds, 3), "device": device_name(self.device), "epochs": self.s["candidate_epochs"],
-                   "method": "gold-nas-random", "seed": self.seed, "stopped": RandomPrune.stop_reason,
-                   "candidates": len(rows), "best_candidate": best["candidate"], "best_val_error": best["val_error"],
-                   "draws": int(sum(r["draws"] for r in rows)),
-                   "gpu_days": round(seconds / 86400, 6) if self.device.type == "cuda" else None}
-        nio.write_json(self.out / "search.json", summary)
         nio.write_csv(self.out / "history.csv", rows, HISTORY_COLUMNS)
-        tracker.log_metrics({"search_seconds": seconds, **{f"final_{k}": v for k, v in counts.items()}})
-        for name in ("genotype.json", "architectures.json", "search.json", "history.csv", "settings.json"):
-            tracker.log_artifact(self.out / name)
-        tracker.set_tags({"arch_id": genotype.name})
-        return {"genotype": genotype, **summary, **counts}
+        return write_results(self, [(self.s["candidate_epochs"], genotype)], RandomPrune.stop_reason,
+                             self.s["candidate_epochs"], seconds, files=("history.csv",),
+                             entry_extra={"candidate": best["candidate"]},
+                             summary_extra={"candidates": len(rows), "best_candidate": best["candidate"],
+                                            "best_val_error": best["val_error"],
+                                            "draws": int(sum(r["draws"] for r in rows))})
 
 
 class RandomPrune(SearchPolicy):
-    """Registered in engine.METHODS for the settings and the CLI; the work is `RandomPruneRun`'s."""
+    """Declared in search/methods/gold_nas.py (it trains no supernet); the work is `RandomPruneRun`'s."""
     name = "gold-nas-random"
-    base_method = "gold-nas"  # its settings start from GOLD-NAS's block: the same space at the same size
     stop_reason = "every candidate trained"
     runner = RandomPruneRun
