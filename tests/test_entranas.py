@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import SHARED_DATASETS, run_cli
 from nasflow import io as nio
 from nasflow.errors import NasflowError
-from nasflow.search.consistency import child_forward, kendall_tau, plan_from_genotype
+from nasflow.search.consistency import child_forward, kendall_tau, slots_from_genotype
 from nasflow.search.engine import architecture_step
 from nasflow.search.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices
 from nasflow.search.methods.entranas import space_ops
@@ -53,11 +53,11 @@ def count_ops_run(net, run):
     return calls
 
 
-def expected_run(net, cell, plan):
-    """(source or edge, slot) a cell must run for `plan`: with sharing one per (source state, op)."""
+def expected_run(net, cell, edge_slots):
+    """(source or edge, slot) a cell must run for `edge_slots`: with sharing one per (source state, op)."""
     if cell.sharing:
-        return {(cell.inputs[e][1], s) for e, slots in enumerate(plan) for s in slots}
-    return {(e, s) for e, slots in enumerate(plan) for s in slots}
+        return {(cell.inputs[e][1], s) for e, slots in enumerate(edge_slots) for s in slots}
+    return {(e, s) for e, slots in enumerate(edge_slots) for s in slots}
 
 
 # ---- Engine and Transit cells --------------------------------------------------------------------------
@@ -79,11 +79,11 @@ def test_transit_cells_run_exactly_the_derived_cell_and_engine_cells_the_whole_d
             full = [list(range(len(DARTS_OPS)))] * n_edges
             assert ran == expected_run(net, cell, full)
         else:
-            plan = [[] for _ in range(n_edges)]
+            edge_slots = [[] for _ in range(n_edges)]
             for node in choice[cell.group]:
                 for e, s in node:
-                    plan[e].append(s)
-            assert ran == expected_run(net, cell, plan)
+                    edge_slots[e].append(s)
+            assert ran == expected_run(net, cell, edge_slots)
             # DARTS rule: two inputs per node, never `none`
             assert all(len(node) == 2 for node in choice[cell.group])
             assert all(DARTS_OPS[s] != "none" for node in choice[cell.group] for _, s in node)
@@ -103,14 +103,14 @@ def test_transit_cells_weigh_every_derived_op_once():
         policy.forward(net, torch.randn(2, 3, 32, 32), policy.weights(net))
     hook.remove()
     s0, s1, out = seen[0]
-    plan = [[] for _ in range(14)]
+    edge_slots = [[] for _ in range(14)]
     for node in policy.choose(net, policy.weights(net))[net.cells[4].group]:
         for e, s in node:
-            plan[e].append(s)
+            edge_slots[e].append(s)
     ones = torch.ones(14, len(DARTS_OPS))
     with torch.no_grad():
-        assert torch.allclose(net.cells[4](s0, s1, ones, plan), out, atol=1e-6)
-        assert not torch.allclose(net.cells[4](s0, s1, 0.5 * ones, plan), out, atol=1e-3)
+        assert torch.allclose(net.cells[4](s0, s1, ones, edge_slots), out, atol=1e-6)
+        assert not torch.allclose(net.cells[4](s0, s1, 0.5 * ones, edge_slots), out, atol=1e-3)
 
 
 @pytest.mark.parametrize("mode,expected", [("first", {0, 2}), ("last", {7, 5}), ("all", set(range(8))),
@@ -247,11 +247,11 @@ def test_dst_engine_cells_skip_only_what_adds_nothing():
         for p in policy.arch_parameters(net):
             p.grad = None
         if full:
-            policy.engine_plans = lambda net, choice: None
+            policy.engine_slots = lambda net, choice: None
         weights = policy.weights(net)
         F.cross_entropy(policy.forward(net, x, weights), y).backward()
         if full:
-            del policy.engine_plans
+            del policy.engine_slots
         return [p.grad.clone() for p in policy.arch_parameters(net)]
 
     for a, b in zip(grads(False), grads(True)):
@@ -332,7 +332,7 @@ def test_ladder_rungs_run_fewer_ops_in_process():
     from nasflow.search.bench import RUNGS, measure_rung
 
     rows = [measure_rung(r, channels=4, layers=5, batch=2, steps=1, warmup=0, device="cpu") for r in RUNGS]
-    ops = [r["network_ops"] for r in rows]
+    ops = [r["ops_run"] for r in rows]
     assert ops[0] == 5 * 14 * 8  # DARTS: every op on every edge of every cell
     assert ops[1] < ops[0] and ops[2] < ops[1]  # transit cells, then one op per (source, op)
     # in one process the later rungs' RSS peak is the earlier ones' (why bench_search runs each alone)
@@ -390,11 +390,11 @@ def test_tiny_search_builds_counts_and_measures_consistency(smoke_params, tmp_pa
     history = list(csv.DictReader(open(tmp_path / "s" / "history.csv")))
     assert [float(r["temperature"]) for r in history] == pytest.approx([1.0, 0.5])
 
-    # the genotype the search wrote runs on the supernet as the policy's derived plan
-    plans = plan_from_genotype(run.net, genotype)
+    # the genotype the search wrote runs on the supernet as the policy's derived slots
+    group_slots = slots_from_genotype(run.net, genotype)
     derived = run.policy.choose(run.net, run.policy.weights(run.net))
-    for name, plan in plans.items():
-        assert sorted((e, s) for e, slots in enumerate(plan) for s in slots) == sorted(sum(derived[name], []))
+    for name, edge_slots in group_slots.items():
+        assert sorted((e, s) for e, slots in enumerate(edge_slots) for s in slots) == sorted(sum(derived[name], []))
 
     # resume restores the DST thresholds and the architecture optimizer's state
     again = SearchRun(load_params(smoke_params, None, ["runtime.progress=none"]), method, 0, tmp_path / "s",
@@ -416,7 +416,7 @@ def test_tiny_search_builds_counts_and_measures_consistency(smoke_params, tmp_pa
     with torch.no_grad():
         run.net.eval()
         x = torch.randn(2, 3, 32, 32)
-        assert child_forward(run.net, plans, x).shape == (2, 10)
+        assert child_forward(run.net, group_slots, x).shape == (2, 10)
 
 
 def test_bottleneck_reduces_per_source_and_expands_per_node():

@@ -370,7 +370,7 @@ def test_tiny_search_runs_every_cycle_to_one_op_per_edge(tiny_search):
     assert float(rows[2]["ratio_conv"]) > 0.25  # children are convs
     assert [float(r["pool_size"]) for r in rows] == [4, 4, 4, 4, 3, 2]
     assert int(rows[1]["n_morphed"]) == 56 and 0 < int(rows[1]["n_exact"]) < 56
-    assert int(rows[-1]["alive_ops"]) == 28  # one op on each of 2 x 14 edges
+    assert int(rows[-1]["alive_candidates"]) == 28  # one op on each of 2 x 14 edges
     pools = json.loads((out / "pools.json").read_text())
     assert len(pools["cycles"]) == len(s["cycles"]) and pools["space"] == "darts-like"
     assert all(len(p) == 1 for edges in pools["current"].values() for p in edges)

@@ -56,10 +56,10 @@ def test_asap_prunes_nothing_during_grace_and_never_regrows(asap_run):
     total = 2 * 14 * 7
     grace = [r for r in rows if r["phase"] == "grace"]
     assert grace, "the smoke profile must have a grace epoch"
-    assert all(float(r["temperature"]) >= 1.0 and int(r["alive_ops"]) == total for r in grace)
-    alive = [int(r["alive_ops"]) for r in rows]
+    assert all(float(r["temperature"]) >= 1.0 and int(r["alive_candidates"]) == total for r in grace)
+    alive = [int(r["alive_candidates"]) for r in rows]
     assert all(b <= a for a, b in zip(alive, alive[1:]))
-    assert alive[-1] == 2 * 14 and int(rows[-1]["edges"]) == 0  # one op per edge, nothing mixed
+    assert alive[-1] == 2 * 14 and int(rows[-1]["mixed_edges"]) == 0  # one op per edge, nothing mixed
     with np.load(out / "alphas.npz") as z:
         for r in grace:
             assert z[f"normal_alive_e{int(r['epoch']):03d}"].all()
@@ -70,7 +70,7 @@ def test_asap_prunes_nothing_during_grace_and_never_regrows(asap_run):
 def test_asap_epochs_get_cheaper_as_ops_are_pruned(asap_run):
     rows = _history(asap_run[0])
     total = 2 * 14 * 7
-    pruned = [r for r in rows if int(r["alive_ops"]) < total]
+    pruned = [r for r in rows if int(r["alive_candidates"]) < total]
     ratio = float(pruned[0]["epoch_seconds"]) / float(pruned[-1]["epoch_seconds"])
     assert ratio > 1.5, f"first pruned epoch / last epoch = {ratio:.2f}"
 

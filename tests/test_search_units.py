@@ -22,7 +22,7 @@ def test_supernet_shapes_groups_and_outputs():
         assert set(net.groups) == groups
         weights = {k: torch.softmax(g.alpha, -1) for k, g in net.groups.items()}
         assert net(torch.randn(2, 3, 32, 32), weights).shape == (2, 10)
-        assert net.arch_ops() == (len(groups) * 14 * 7, len(groups) * 14 * 7)
+        assert net.alive_candidates() == (len(groups) * 14 * 7, len(groups) * 14 * 7)
 
 
 def test_pruning_removes_modules_parameters_and_optimizer_state():
@@ -33,13 +33,13 @@ def test_pruning_removes_modules_parameters_and_optimizer_state():
     loss.backward()
     opt.step()
     n_params = sum(p.numel() for p in net.weight_parameters())
-    ops_before = net.alive_ops()
+    ops_before = net.ops_run()
     slot = ASAP_OPS.index("sep_conv_5x5")
     removed = net.prune("normal", 0, slot)
     assert removed and all(p not in set(net.weight_parameters()) for p in removed)
     assert sum(p.numel() for p in net.weight_parameters()) < n_params
     # one module per normal cell left the graph (a 3-layer net: cell 0 normal, cells 1 and 2 reduce)
-    assert net.alive_ops() == ops_before - sum(cell.group == "normal" for cell in net.cells) == ops_before - 1
+    assert net.ops_run() == ops_before - sum(cell.group == "normal" for cell in net.cells) == ops_before - 1
     assert all(f"s{slot}" not in cell.edges[0].ops for cell in net.cells if cell.group == "normal")
     survivor = net.weight_parameters()[0]
     new = rebuild_optimizer(opt, net.weight_parameters())
@@ -128,7 +128,7 @@ def test_feature_sharing_computes_each_op_once_per_source():
     shared(x, _weights(shared))
     # 14 edges x 7 ops per cell without sharing; 5 sources (c_{k-2}, c_{k-1}, nodes 0-2) x 7 with it
     assert calls_plain.count(0) == 14 * 7 and calls_shared.count(0) == 5 * 7
-    assert shared.alive_ops() == 3 * 5 * 7
+    assert shared.ops_run() == 3 * 5 * 7
     # parameters exist per (source, op), not per edge
     assert sum(p.numel() for p in shared.weight_parameters()) < sum(p.numel() for p in plain.weight_parameters())
     # a shared module stays while any edge from its source uses it
@@ -147,13 +147,13 @@ def test_bottleneck_runs_candidates_at_a_quarter_of_the_channels():
 
 
 def test_transit_cells_run_exactly_the_derived_subgraph():
-    from nasflow.search.supernet import plan_from_choice
+    from nasflow.search.supernet import slots_from_choice
 
     net = _net()
     weights = _weights(net)
     choice = top_k_per_node(weights["normal"], net.groups["normal"].alive, nodes=4, k=2)
     calls = _count_calls(net)
-    net(torch.randn(2, 3, 32, 32), weights, cell_plans={0: plan_from_choice(choice, 14)})
+    net(torch.randn(2, 3, 32, 32), weights, cell_slots={0: slots_from_choice(choice, 14)})
     assert calls.count(0) == 8  # 4 nodes x 2 kept edges x 1 op: the transit cell
     assert calls.count(1) == 14 * 7  # the engine cell (first reduction) holds the whole DAG
 
@@ -189,10 +189,10 @@ def test_per_edge_pools_change_and_inherit_modules():
 
 def test_a_node_with_every_input_cut_gives_zeros_at_its_size():
     net = _net()
-    plan = [[3] for _ in range(14)]
+    edge_slots = [[3] for _ in range(14)]
     for e in (2, 3, 4):  # node 1's three inputs
-        plan[e] = []
-    out = net(torch.randn(2, 3, 32, 32), _weights(net), cell_plans={1: plan, 0: plan})  # cell 1 reduces
+        edge_slots[e] = []
+    out = net(torch.randn(2, 3, 32, 32), _weights(net), cell_slots={1: edge_slots, 0: edge_slots})  # cell 1 reduces
     assert out.shape == (2, 10)
 
 

@@ -205,7 +205,7 @@ def cmd_bench_search(args) -> None:
           f"own process; memory = {memory}:")
     for r in rows:
         print(f"  {r['rung']:26s} {r['step_seconds']:8.3f} s/step  x{r['time_ratio']:.2f}   {r['peak_MB']:9.1f} MB  "
-              f"x{r['memory_ratio']:.2f}   {r['network_ops']:4d} op modules run per forward")
+              f"x{r['memory_ratio']:.2f}   {r['ops_run']:4d} op modules run per forward")
 
 
 def _bench_flags(q: argparse.ArgumentParser, channels: int, layers: int, batch: int, steps: int, warmup: int) -> None:

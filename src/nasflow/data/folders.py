@@ -69,7 +69,7 @@ class FolderBatches:
     """The Batches interface (len, epoch(generator)) over a class-folder split."""
 
     def __init__(self, params, split: str, batch_size: int, train: bool, image_size: int = 224,
-                 autoaugment: bool = False, device="cpu", seed: int = 0, workers: int = 0):
+                 autoaugment: bool = False, device="cpu", workers: int = 0):
         from torchvision.transforms import v2
 
         root = find_imagenet(params)

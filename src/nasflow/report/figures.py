@@ -10,7 +10,7 @@ from nasflow import plan
 from nasflow.space.draw import draw_genotype
 from nasflow.space.genotype import load_genotype
 
-CURVES = [("alive_ops", "alive ops"), ("epoch_seconds", "epoch time (s)"), ("entropy", "normalised op entropy"),
+CURVES = [("alive_candidates", "alive candidate ops"), ("epoch_seconds", "epoch time (s)"), ("entropy", "normalised op entropy"),
           ("temperature", "temperature (ASAP)"), ("lambda", "lambda (GOLD-NAS)"), ("flops_M", "network MACs (M)")]
 
 

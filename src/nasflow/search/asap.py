@@ -106,7 +106,7 @@ class Asap(SearchPolicy):
         s = self.s
         if s["pruning"] == "threshold" or not self.updates_alpha():
             return []
-        alive, total = net.arch_ops()
+        alive, total = net.alive_candidates()
         edges = total // self.n_candidates
         final = 1.0 - edges / total  # one op per edge
         target = zhu_gupta_sparsity(self.epoch, s["prune_start_epoch"], s["prune_end_epoch"], final, s["sparsity_power"])

@@ -81,7 +81,7 @@ def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, 
         peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20
     else:  # ru_maxrss is in KiB on Linux
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline_mb
-    return {"rung": rung, "step_seconds": seconds, "peak_MB": peak, "network_ops": _ops_run(net, policy)}
+    return {"rung": rung, "step_seconds": seconds, "peak_MB": peak, "ops_run": _ops_run(net, policy)}
 
 
 def _ops_run(net, policy) -> int:

@@ -29,40 +29,40 @@ from nasflow.search.supernet import Supernet, edge_inputs
 
 # ---- Table 1 ------------------------------------------------------------------------------------------
 
-def plan_from_genotype(net: Supernet, genotype) -> dict[str, list[list[int]]]:
-    """Each group's plan (edge -> slots) that runs exactly the genotype's cell on the supernet."""
+def slots_from_genotype(net: Supernet, genotype) -> dict[str, list[list[int]]]:
+    """Each group's slots per edge that runs exactly the genotype's cell on the supernet."""
     index = {pair: e for e, pair in enumerate(edge_inputs(net.space.nodes))}
-    plans = {}
+    group_slots = {}
     for (name, g), cell in zip(net.groups.items(), genotype.cells):
-        plan = [[] for _ in index]
+        edge_slots = [[] for _ in index]
         for k, node in enumerate(cell.nodes):
             for edge in node:
                 e = index[(k, edge.input)]
                 labels = [op.to_json() for op in g.pools[e]]
                 if edge.op.to_json() not in labels:
                     raise NasflowError(f"genotype op {edge.op.label()} into node {k} is not a candidate of {name}")
-                plan[e].append(labels.index(edge.op.to_json()))
-        plans[name] = plan
-    return plans
+                edge_slots[e].append(labels.index(edge.op.to_json()))
+        group_slots[name] = edge_slots
+    return group_slots
 
 
-def child_forward(net: Supernet, plans: dict[str, list[list[int]]], x) -> torch.Tensor:
-    """Every cell runs only its derived plan, each op counted once: the derived network on the
+def child_forward(net: Supernet, group_slots: dict[str, list[list[int]]], x) -> torch.Tensor:
+    """Every cell runs only its derived slots, each op counted once: the derived network on the
     super-net's weights."""
     every = range(len(net.cells))
-    return net(x, {}, cell_plans={i: plans[net.cells[i].group] for i in every}, cell_weights={i: None for i in every})
+    return net(x, {}, cell_slots={i: group_slots[net.cells[i].group] for i in every}, cell_weights={i: None for i in every})
 
 
 @torch.no_grad()
 def accuracies(net: Supernet, policy, batches) -> dict:
     net.eval()
     weights = policy.weights(net)
-    plans = plan_from_genotype(net, policy.derive(net))
+    group_slots = slots_from_genotype(net, policy.derive(net))
     right = {"supernet": 0, "child": 0}
     seen = 0
     for x, y in batches.epoch(None):
         right["supernet"] += int((policy.forward(net, x, weights).argmax(1) == y).sum())
-        right["child"] += int((child_forward(net, plans, x).argmax(1) == y).sum())
+        right["child"] += int((child_forward(net, group_slots, x).argmax(1) == y).sum())
         seen += len(y)
     sup, child = 100.0 * right["supernet"] / seen, 100.0 * right["child"] / seen
     return {"supernet_error": 100.0 - sup, "child_error": 100.0 - child, "error_gap": sup - child, "images": seen}

@@ -26,8 +26,8 @@ from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import architecture_entry
 
 # The engine's own history.csv columns; a method adds its declared ones (nasflow.search.registry).
-HISTORY_COLUMNS = ["epoch", "phase", "alive_ops", "edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
-                   "network_ops", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
+HISTORY_COLUMNS = ["epoch", "phase", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
+                   "ops_run", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
 CHECKPOINT_VERSION = 1
 
 
@@ -295,7 +295,7 @@ class SearchRun:
             wrong += int((logits.argmax(1) != y).sum())
             seen += len(y)
             steps = step + (len(self.train_batches.y) - seen) // self.train_batches.batch_size  # at the current size
-            progress.step(self.epoch, step, steps, alive=net.arch_ops()[0], loss=f"{loss_sum / seen:.3f}")
+            progress.step(self.epoch, step, steps, alive=net.alive_candidates()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
         if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
             self.w_opt = rebuild_optimizer(self.w_opt, net.weight_parameters())
@@ -352,16 +352,16 @@ class SearchRun:
 
     def _architecture_record(self) -> dict:
         net, policy = self.net, self.policy
-        alive, total = net.arch_ops()
+        alive, total = net.alive_candidates()
         weights = policy.weights(net)
         entropy = {}
         for kind in ("normal", "reduce"):
             values = [normalised_entropy(weights[k].detach(), policy.n_candidates)
                       for k, g in net.groups.items() if g.reduction == (kind == "reduce")]
             entropy[f"entropy_{kind}"] = float(np.mean(values)) if values else float("nan")
-        return {"alive_ops": alive, "edges": sum(int((g.alive.sum(1) > 1).sum()) for g in net.groups.values()),
+        return {"alive_candidates": alive, "mixed_edges": sum(int((g.alive.sum(1) > 1).sum()) for g in net.groups.values()),
                 "sparsity": alive / total, "entropy": float(np.nanmean(list(entropy.values()))), **entropy,
-                "network_ops": net.alive_ops()}
+                "ops_run": net.ops_run()}
 
     # ---- the run ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False, replace_stale: bool = False) -> dict:
@@ -412,7 +412,7 @@ class SearchRun:
             self._write_progress_files()
             self._save(finished=done or self.epoch == s["epochs"])
             self.tracker.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "phase")}, step=self.epoch)
-            progress.epoch_done(self.epoch, phase=row["phase"], alive=row["alive_ops"],
+            progress.epoch_done(self.epoch, phase=row["phase"], alive=row["alive_candidates"],
                                 val_error=f"{row['val_error']:.1f}%", seconds=f"{row['epoch_seconds']:.1f}")
             if done:
                 return

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nasflow.search.policy import SearchPolicy, masked_softmax
-from nasflow.search.supernet import Supernet, edge_inputs, plan_from_choice, top2_without_none
+from nasflow.search.supernet import Supernet, edge_inputs, slots_from_choice, top2_without_none
 
 Choice = dict[str, list[list[tuple[int, int]]]]  # group -> node -> [(edge, slot)]
 
@@ -106,16 +106,16 @@ class EnTranNAS(SearchPolicy):
         """The architecture the coefficients give now: top-2 edges per node without `none` (eq. 4)."""
         return top2_without_none(net, weights)
 
-    def engine_plans(self, net: Supernet, choice: Choice) -> dict[str, list[list[int]]] | None:
-        """What the Engine-cells run: the whole DAG (None: the supernet's alive plans)."""
+    def engine_slots(self, net: Supernet, choice: Choice) -> dict[str, list[list[int]]] | None:
+        """What the Engine-cells run: the whole DAG (None: the supernet's alive slots)."""
         return None
 
     def forward(self, net: Supernet, x, weights: dict) -> torch.Tensor:
         choice = self.choose(net, weights)
-        derived = {name: plan_from_choice(c, self.n_edges) for name, c in choice.items()}
+        derived = {name: slots_from_choice(c, self.n_edges) for name, c in choice.items()}
         transit = [i for i in range(len(net.cells)) if i not in self.engine]
-        cell_plans = {i: derived[net.cells[i].group] for i in transit}
-        return net(x, weights, plans=self.engine_plans(net, choice), cell_plans=cell_plans,
+        cell_slots = {i: derived[net.cells[i].group] for i in transit}
+        return net(x, weights, group_slots=self.engine_slots(net, choice), cell_slots=cell_slots,
                    cell_weights={i: None for i in transit})
 
     def derive(self, net: Supernet):
@@ -172,9 +172,9 @@ class EnTranNASDST(EnTranNAS):
     def choose(self, net: Supernet, weights: dict) -> Choice:
         return {name: choice_from_coefficients(weights[name].cpu(), net.space.nodes) for name in net.groups}
 
-    def engine_plans(self, net: Supernet, choice: Choice):
+    def engine_slots(self, net: Supernet, choice: Choice):
         # Zero-coefficient connections add nothing and pass no gradient: the Engine-cells skip them too.
-        return {name: plan_from_choice(c, self.n_edges) for name, c in choice.items()}
+        return {name: slots_from_choice(c, self.n_edges) for name, c in choice.items()}
 
     def record(self) -> dict:
         with torch.no_grad():

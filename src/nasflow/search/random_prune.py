@@ -39,7 +39,7 @@ from nasflow.search.supernet import Supernet, edge_inputs
 from nasflow.space.counting import count_network, evaluation_network
 from nasflow.train.schedules import cosine
 
-HISTORY_COLUMNS = ["candidate", "draws", "pruned", "alive_ops", "flops_M", "params_M", "macs_M", "train_loss",
+HISTORY_COLUMNS = ["candidate", "draws", "pruned", "alive_candidates", "flops_M", "params_M", "macs_M", "train_loss",
                    "train_error", "val_loss", "val_error", "seconds"]
 CHECKPOINT_VERSION = 1
 
@@ -164,7 +164,7 @@ class RandomPruneRun:
         genotype.name = f"gold-nas-random-s{self.seed}-c{index}"
         counts = count_network(genotype, self.s["channels"], self.s["layers"], self.s["dataset"])
         flops = self.fixed + sum(float(t[alive[k]].sum()) for k, t in self.tables.items())
-        row = {"candidate": index, "draws": draws, "pruned": pruned, "alive_ops": int(sum(int(m.sum()) for m in alive.values())),
+        row = {"candidate": index, "draws": draws, "pruned": pruned, "alive_candidates": int(sum(int(m.sum()) for m in alive.values())),
                "flops_M": flops / 1e6, **counts, **self._train(genotype, index)}
         row["seconds"] = time.perf_counter() - started
         return row, genotype

@@ -13,7 +13,7 @@ the supernet only mixes. What the later methods need is here too:
 - a 1x1 bottleneck before the candidates (`bottleneck: r`, EnTranNAS 2.5: a 1x1 conv takes each source
   state to C/r channels, the candidates run there, and one 1x1 conv per intermediate node brings the sum
   of its inputs back to C);
-- transit cells (`forward(..., cell_plans=...)`): cells that run only a derived sub-graph.
+- transit cells (`forward(..., cell_slots=...)`): cells that run only a derived sub-graph.
 
 Pruning deletes the op's module from every cell of its group, so it leaves the module graph, the
 optimizer (see `rebuild_optimizer`) and every later step's cost.
@@ -146,8 +146,8 @@ class SearchCell(nn.Module):
     def candidate_set(self, edge: int) -> CandidateSet:
         return self.sources[self.inputs[edge][1]] if self.sharing else self.edges[edge]
 
-    def forward(self, s0, s1, weights: torch.Tensor | None, plan: list[list[int]]):
-        """`plan[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them
+    def forward(self, s0, s1, weights: torch.Tensor | None, edge_slots: list[list[int]]):
+        """`edge_slots[e]` lists the slots edge e runs (empty: the edge is cut); `weights[e, slot]` mixes them
         (`weights=None`: each runs with coefficient 1, as in the evaluation network)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         caches = [{} for _ in range(self.nodes + 2)] if self.sharing else None
@@ -155,10 +155,10 @@ class SearchCell(nn.Module):
         for k in range(self.nodes):
             total = None
             for j in range(k + 2):
-                if plan[e]:
+                if edge_slots[e]:
                     cs = self.candidate_set(e)
-                    outs = cs.outputs(states[j], plan[e], caches[j] if self.sharing else None)
-                    y = cs.mix(outs, None if weights is None else weights[e], plan[e])
+                    outs = cs.outputs(states[j], edge_slots[e], caches[j] if self.sharing else None)
+                    y = cs.mix(outs, None if weights is None else weights[e], edge_slots[e])
                     total = y if total is None else total + y
                 e += 1
             if total is not None and self.expand is not None:
@@ -189,7 +189,7 @@ class ArchGroup(nn.Module):
         self.register_buffer("alive", torch.ones(n_edges, len(candidates), dtype=torch.bool))
         self.register_buffer("frozen", torch.zeros(n_edges, len(candidates)))
 
-    def plan(self) -> list[list[int]]:
+    def edge_slots(self) -> list[list[int]]:
         return [torch.nonzero(row).flatten().tolist() for row in self.alive]
 
     @torch.no_grad()
@@ -243,7 +243,7 @@ class Supernet(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, space.num_classes)
         self.groups = nn.ModuleDict({g: ArchGroup(n_edges, space.candidates, red) for g, red in groups.items()})
-        self.refresh_plans()
+        self.refresh_slots()
 
     # ---- parameters ----------------------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -254,8 +254,8 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     # ---- structure -----------------------------------------------------------------------------------
-    def refresh_plans(self):
-        self.plans = {name: g.plan() for name, g in self.groups.items()}
+    def refresh_slots(self):
+        self.group_slots = {name: g.edge_slots() for name, g in self.groups.items()}
 
     def cells_of(self, group: str) -> list[SearchCell]:
         return [cell for cell in self.cells if cell.group == group]
@@ -275,7 +275,7 @@ class Supernet(nn.Module):
                 if users:
                     continue
             removed += cell.candidate_set(edge).remove(slot)
-        self.refresh_plans()
+        self.refresh_slots()
         return removed
 
     def set_pool(self, group: str, edge: int, pool: list[OpSpec], modules: dict[int, list[nn.Module]] | None = None):
@@ -310,7 +310,7 @@ class Supernet(nn.Module):
             g.alpha[edge] = 0.0
             g.frozen[edge] = 0.0
             g.alive[edge] = torch.arange(width, device=device) < len(pool)
-        self.refresh_plans()
+        self.refresh_slots()
 
     def restore_pools(self, state: dict) -> None:
         """Give every edge the pool a checkpoint's `state` (a state_dict) was saved with, in fresh modules,
@@ -330,40 +330,40 @@ class Supernet(nn.Module):
             for edge, slot in torch.nonzero(~mask.bool()).tolist():
                 self.prune(name, edge, slot)
 
-    def alive_ops(self) -> int:
+    def ops_run(self) -> int:
         """Op modules run per step across the whole network (a shared module counts once)."""
         total = 0
         for cell in self.cells:
-            plan = self.plans[cell.group]
+            edge_slots = self.group_slots[cell.group]
             if cell.sharing:
-                total += sum(len({s for e, slots in enumerate(plan) if cell.inputs[e][1] == j for s in slots})
+                total += sum(len({s for e, slots in enumerate(edge_slots) if cell.inputs[e][1] == j for s in slots})
                              for j in range(cell.nodes + 1))
             else:
-                total += sum(len(slots) for slots in plan)
+                total += sum(len(slots) for slots in edge_slots)
         return total
 
-    def arch_ops(self) -> tuple[int, int]:
+    def alive_candidates(self) -> tuple[int, int]:
         """(alive, total) candidates in the architecture (per group, not per cell)."""
         alive = sum(int(g.alive.sum()) for g in self.groups.values())
         total = sum(sum(len(p) for p in g.pools) for g in self.groups.values())
         return alive, total
 
     # ---- forward -------------------------------------------------------------------------------------
-    def forward(self, x, weights: dict[str, torch.Tensor], plans: dict[str, list[list[int]]] | None = None,
-                cell_plans: dict[int, list[list[int]]] | None = None,
+    def forward(self, x, weights: dict[str, torch.Tensor], group_slots: dict[str, list[list[int]]] | None = None,
+                cell_slots: dict[int, list[list[int]]] | None = None,
                 cell_weights: dict[int, torch.Tensor | None] | None = None):
-        """`cell_plans[i]` makes cell i a transit cell that runs only that plan (a derived sub-graph);
+        """`cell_slots[i]` makes cell i a transit cell that runs only those slots (a derived sub-graph);
         `cell_weights[i]` replaces its group's weights there (None: every op it runs counts once, EnTranNAS
         eq. 6's transit form)."""
-        plans = plans or self.plans
-        cell_plans = cell_plans or {}
+        group_slots = group_slots or self.group_slots
+        cell_slots = cell_slots or {}
         cell_weights = cell_weights or {}
         s0 = s1 = self.stem(x)
         if self.stem1 is not None:
             s1 = self.stem1(s0)
         for i, cell in enumerate(self.cells):
             w = cell_weights[i] if i in cell_weights else weights[cell.group]
-            s0, s1 = s1, cell(s0, s1, w, cell_plans.get(i, plans[cell.group]))
+            s0, s1 = s1, cell(s0, s1, w, cell_slots.get(i, group_slots[cell.group]))
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     # ---- derivation ----------------------------------------------------------------------------------
@@ -408,17 +408,17 @@ def top_k_per_node(weights: torch.Tensor, allowed: torch.Tensor, nodes: int, k: 
     return choice
 
 
-def plan_from_choice(choice: list[list[tuple[int, int]]], n_edges: int) -> list[list[int]]:
-    """The plan of a transit cell: each kept edge runs its chosen ops (one for the top-k rule, any number
+def slots_from_choice(choice: list[list[tuple[int, int]]], n_edges: int) -> list[list[int]]:
+    """The slots per edge of a transit cell: each kept edge runs its chosen ops (one for the top-k rule, any number
     for EnTranNAS-DST), every other edge is cut."""
-    plan = [[] for _ in range(n_edges)]
+    edge_slots = [[] for _ in range(n_edges)]
     for node_edges in choice:
         for edge, slot in node_edges:
-            if slot not in plan[edge]:
-                plan[edge].append(slot)
-    for slots in plan:
+            if slot not in edge_slots[edge]:
+                edge_slots[edge].append(slot)
+    for slots in edge_slots:
         slots.sort()
-    return plan
+    return edge_slots
 
 
 def rebuild_optimizer(old: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.optim.Optimizer:
