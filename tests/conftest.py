@@ -13,6 +13,14 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 torch.set_num_threads(1)
 
+QUIET = ["--no-track", "--set", "runtime.progress=lines"]  # verbs run by tests: no MLflow, plain progress lines
+
+
+def smoke_search(test):
+    """Whole searches on the smoke profile's real CIFAR-10 images: slow, and they need ../shared/datasets."""
+    needs = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
+    return pytest.mark.slow(needs(test))
+
 
 def run_cli(*args, cwd=ROOT, env=None, timeout=600):
     """Run `nasflow ...` as a user would, in a child process."""

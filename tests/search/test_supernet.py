@@ -1,10 +1,7 @@
-"""The supernet and the policies' rules, on small synthetic inputs (fast)."""
-import math
-
+"""The shared supernet on small synthetic inputs: groups, pruning, pools, sharing, transit cells."""
 import pytest
 import torch
 
-from nasflow.search.asap import Asap, exponential_temperature, pac_schedule, zhu_gupta_sparsity
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer, top_k_per_node
 
 ASAP_OPS = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
@@ -64,46 +61,6 @@ def test_top_k_per_node_rule():
     # ties go to the lower input index
     tie = top_k_per_node(torch.full((5, 2), 0.5), torch.ones(5, 2, dtype=torch.bool), nodes=2, k=2)
     assert tie[1] == [(2, 0), (3, 0)]
-
-
-def test_asap_final_cell_keeps_the_clearest_winners():
-    net = _net()
-    s = {"t0": 1.0, "beta": 0.9, "grace_temperature": 1.0, "threshold_factor": 0.4, "schedule": "exponential",
-         "pruning": "threshold"}
-    policy = Asap(s, net)
-    policy.begin_epoch(10)
-    g = net.groups["normal"]
-    with torch.no_grad():
-        g.alpha.zero_()
-        # node 1 (edges 2, 3, 4): the survivor of edge 4 won by far, edge 2 narrowly, edge 3 moderately
-        g.alpha[2, 3], g.alpha[3, 4], g.alpha[4, 5] = 0.1, 1.0, 3.0
-    for e in range(14):
-        keep = int(g.alpha[e].argmax())
-        for slot in range(7):
-            if slot != keep:
-                net.prune("normal", e, slot)
-    assert policy.finished(net) is False  # the reduce group still mixes everything
-    geno = policy.derive(net)
-    node1 = geno.cells[0].nodes[1]
-    assert [(e.input, e.op.name) for e in node1] == [(1, "sep_conv_5x5"), (2, "dil_conv_3x3")]
-
-
-def test_asap_temperature_indexing_matches_the_paper():
-    # epochs counted from 1: five grace epochs (T >= 1) and T(50) = 0.1
-    temps = [exponential_temperature(1.3, 0.95, e) for e in range(1, 51)]
-    assert sum(t >= 1.0 for t in temps) == 5
-    assert temps[-1] == pytest.approx(0.1, abs=0.001)
-    assert sum(exponential_temperature(1.6, 0.95, e) >= 1.0 for e in range(1, 51)) == 9
-
-
-def test_pac_schedule_and_zhu_gupta():
-    t1, th1 = pac_schedule(1, 7, 1e-3, 1.0, 0.1, 0.1)
-    t9, th9 = pac_schedule(9, 7, 1e-3, 1.0, 0.1, 0.1)
-    assert 0 < t9 < t1 and th9 < th1 and th1 == pytest.approx(0.1 * math.exp(-1))
-    assert zhu_gupta_sparsity(5, 20, 50, 0.857, 1) == 0.0
-    assert zhu_gupta_sparsity(50, 20, 50, 0.857, 3) == pytest.approx(0.857)
-    mid1, mid3 = zhu_gupta_sparsity(35, 20, 50, 0.8, 1), zhu_gupta_sparsity(35, 20, 50, 0.8, 3)
-    assert mid1 == pytest.approx(0.4) and mid3 == pytest.approx(0.7)  # p=3 prunes early, then slows
 
 
 def _weights(net):
@@ -194,46 +151,3 @@ def test_a_node_with_every_input_cut_gives_zeros_at_its_size():
         edge_slots[e] = []
     out = net(torch.randn(2, 3, 32, 32), _weights(net), cell_slots={1: edge_slots, 0: edge_slots})  # cell 1 reduces
     assert out.shape == (2, 10)
-
-
-def test_loader_flip_switch_and_cutout():
-    from nasflow.data.loader import Batches
-
-    x = torch.arange(2 * 8 * 8 * 3, dtype=torch.uint8).reshape(2, 8, 8, 3).numpy()
-    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
-    plain = Batches(x, [0, 1], 2, mean, std, augment=True, pad=0, flip=False)
-    got, _ = next(plain.epoch(torch.Generator().manual_seed(0)))
-    order = torch.randperm(2, generator=torch.Generator().manual_seed(0))
-    expected = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)[order]
-    assert torch.equal(got, expected)  # no padding, no flip: the images as they are
-    cut = Batches(x, [0, 1], 2, mean, std, augment=False, cutout=4)
-    got, _ = next(cut.epoch(torch.Generator().manual_seed(0)))
-    zeros = (got == 0).all(1)  # one square per image
-    assert 0 < int(zeros[0].sum()) <= 16 and 0 < int(zeros[1].sum()) <= 16
-
-
-def test_the_engine_restores_pruned_alphas_after_any_policys_architecture_step():
-    """A policy computes gradients only; a minimal one (backward, nothing after) cannot let Adam, whose
-    weight decay and momentum move parameters with zero gradient, shift a pruned alpha."""
-    from nasflow.search.engine import architecture_step
-    from nasflow.search.policy import SearchPolicy
-
-    class BackwardOnly(SearchPolicy):
-        def arch_gradients(self, net, train_batch, val_batch, w_opt):
-            loss = self.arch_loss(net, *val_batch)
-            loss.backward()
-            return float(loss.detach())
-
-    net = _net()
-    policy = BackwardOnly({"a_lr": 0.1, "a_betas": [0.5, 0.999], "a_weight_decay": 0.5}, net)
-    a_opt = policy.make_arch_optimizer(net.arch_parameters())
-    batch = (torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
-    architecture_step(policy, net, a_opt, None, batch, None)  # momentum in every alpha
-    net.prune("normal", 0, 2)
-    net.prune("reduce", 5, 4)
-    frozen = {name: g.alpha.detach().clone() for name, g in net.groups.items()}
-    for _ in range(3):
-        architecture_step(policy, net, a_opt, None, batch, None)
-    for name, e, s in (("normal", 0, 2), ("reduce", 5, 4)):
-        assert net.groups[name].alpha[e, s] == frozen[name][e, s]
-    assert not torch.equal(net.groups["normal"].alpha.detach(), frozen["normal"])  # the alive ones moved
