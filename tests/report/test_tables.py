@@ -95,3 +95,19 @@ def test_a_missing_result_file_is_named(results):
     (root / "results/train/darts-s1-0/cifar10/seed1/metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="darts-s1-0/cifar10/seed1"):
         build_tables(params, root)
+
+
+def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
+    """DARTS's history has no temperature, GOLD-NAS's has lambda: each curve plots what exists."""
+    from nasflow.report.figures import search_curves_figure
+    from nasflow.search.engine import HISTORY_COLUMNS
+    from nasflow.search.registry import method
+
+    params, root = results
+    for name, seeds in SEARCHES.items():
+        columns = HISTORY_COLUMNS + list(method(name).columns)
+        for seed in seeds:
+            rows = "\n".join(",".join(str(e) if c == "epoch" else "1.0" for c in columns) for e in (1, 2))
+            (root / f"results/search/{name}/seed{seed}/history.csv").write_text(",".join(columns) + "\n" + rows + "\n")
+    path = search_curves_figure(params, root, tmp_path / "curves.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -51,7 +51,8 @@ def search_curves_figure(params, root: Path, path: Path) -> Path:
     for method, seed in plan.searches(params):
         history = pd.read_csv(root / plan.search_dir(method, seed) / "history.csv")
         for ax, (column, label) in zip(axes, CURVES):
-            if history[column].notna().any():
+            # each method writes its own columns (DARTS has no temperature); a baseline has no epochs
+            if "epoch" in history and column in history and history[column].notna().any():
                 ax.plot(history["epoch"], history[column], marker=".", label=f"{method} s{seed}")
             ax.set_xlabel("epoch")
             ax.set_title(label, fontsize=9)
