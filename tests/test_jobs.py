@@ -42,6 +42,13 @@ def test_a_search_reads_its_own_block_and_the_common_keys_only():
     assert _search("darts") == _search("darts", "train.recipes.tiny.epochs=9")
 
 
+def test_an_epoch_bound_is_not_an_input_but_an_epoch_count_is():
+    # GOLD-NAS stops at flops_min; its `epochs` only bounds the search, so raising it reruns nothing and
+    # a checkpoint that stopped at the bound resumes under the larger one
+    assert _search("gold-nas") == _search("gold-nas", "search.gold-nas.epochs=99")
+    assert _search("darts") != _search("darts", "search.darts.epochs=9")
+
+
 def test_a_training_reads_its_recipe_with_the_defaults_filled_in():
     assert _train("tiny") != _train("tiny", "train.recipe_defaults.grad_clip=4.0")
     assert _train("tiny") == _train("tiny", "train.recipes.darts_cifar.epochs=9")

@@ -70,7 +70,11 @@ def splits_data(method: str, settings: dict) -> list[str]:
 
 def search_inputs(params, method: str, seed: int) -> dict:
     """A search: its resolved settings (every default filled in) and the data split it draws."""
+    from nasflow.search import registry
+
     settings = method_settings(params, method)
+    if registry.method(method).epochs_bound:  # a bound, not a length: raising it changes no result
+        settings = {k: v for k, v in settings.items() if k != "epochs"}
     data = _dataset_keys(params, settings["dataset"])
     data.update({k: params["data"][k] for k in splits_data(method, settings)})
     return {"kind": "search", "method": method, "seed": seed, "settings": settings, "data": data}

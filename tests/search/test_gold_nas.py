@@ -41,13 +41,37 @@ def test_eq5_value_and_gradient_by_hand():
     by_hand = math.log(1 + s0 / mean) * 3 + math.log(1 + s1 / mean) * 5 + math.log(1 + 1.0) * 7  # a lone op: ratio 1
     assert float(value.detach()) == pytest.approx(by_hand, rel=1e-6)
     value.backward()
-    # d/d alpha_0 of ln(1 + s0/m) * 3 + ln(1 + s1/m) * 5, m = (s0 + s1)/2, ds0/da0 = s0 (1 - s0)
+    # the edge's mean m = (s0 + s1)/2 is a normaliser without gradient: d/d alpha_0 is 3 (s0' / m) / (1 + s0/m)
     d0 = s0 * (1 - s0)
-    dr0 = d0 / mean - s0 * d0 / 2 / mean ** 2
-    dr1 = -s1 * d0 / 2 / mean ** 2
-    assert float(alpha.grad[0, 0]) == pytest.approx(3 * dr0 / (1 + s0 / mean) + 5 * dr1 / (1 + s1 / mean), rel=1e-5)
-    assert float(alpha.grad[1, 0]) == pytest.approx(0.0, abs=1e-7)  # alone on its edge: constant ratio
+    assert float(alpha.grad[0, 0]) == pytest.approx(3 * (d0 / mean) / (1 + s0 / mean), rel=1e-5)
+    s2 = 1 / (1 + math.exp(-2.0))
+    lone = 7 * (s2 * (1 - s2) / s2) / 2  # alone on its edge: m = s2, ratio 1, and still a positive gradient
+    assert float(alpha.grad[1, 0]) == pytest.approx(lone, rel=1e-5) and lone > 0
     assert float(alpha.grad[1, 1]) == 0.0  # pruned
+
+
+def test_a_large_lambda_empties_edges_but_never_a_node():
+    """Appendix A.3 (i): the FLOPs term pushes every op's sigma down, a lone op's too, so with a large
+    lambda edges lose their last op; pruning still leaves every node an input."""
+    torch.manual_seed(0)
+    net = Supernet(SpaceConfig(ops=["skip_connect", "sep_conv_3x3"], channels=4, layers=3, layout="per-position"))
+    s = {"dataset": "cifar10", "lambda0": 1e-5, "a_lr": 1.0, "a_momentum": 0.9, "mu": 1.0, "n0": 4,
+         "xi_max": 0.05, "xi_min": 0.01}
+    policy = GoldNas(s, net)
+    policy.state["lambda"] = 10.0
+    a_opt = policy.make_arch_optimizer(net.arch_parameters())
+    for _ in range(5):
+        for _ in range(20):
+            a_opt.zero_grad()
+            policy.regulariser(net).backward()
+            a_opt.step()
+        for group, edge, slot in policy.prune_after_epoch(net):
+            net.prune(group, edge, slot)
+    empty_edges = sum(int((g.alive.sum(1) == 0).sum()) for g in net.groups.values())
+    assert empty_edges > 0
+    for name, g in net.groups.items():
+        for k in range(4):
+            assert sum(int(g.alive[e].sum()) for e, (node, _) in enumerate(edge_inputs(4)) if node == k) >= 1
 
 
 @pytest.mark.parametrize("layers,channels,dataset", [(3, 4, "cifar10"), (5, 6, "cifar10"), (3, 4, "imagenette64"),
@@ -151,11 +175,40 @@ def test_smoke_history_replays_algorithm1(gold_run, smoke_params):
     assert any(int(r["n_pruned"]) > 0 for r in rows) and previous <= s["flops_min"]
     by_epoch = {int(r["epoch"]): float(r["flops_M"]) for r in rows}
     entries = json.loads((gold_run / "architectures.json").read_text())
-    for e in entries[:-1]:  # every point but the final one was recorded by Algorithm 1, at that epoch's MACs
-        assert e["epoch"] in recorded
+    # The front is what Algorithm 1 recorded, at each epoch's MACs; the state the search stopped in is
+    # not on it (end-state.json, labelled so), unless Algorithm 1 recorded that epoch itself.
+    epochs = [e["epoch"] for e in entries]
+    assert set(epochs) <= recorded
+    pruned_in = {int(r["epoch"]): int(r["n_pruned"]) for r in rows}
+    for r in recorded - set(epochs):  # recorded again with nothing pruned since: the same architecture, once
+        last = max(e for e in epochs if e < r)
+        assert sum(pruned_in[k] for k in range(last + 1, r + 1)) == 0
     for e in entries:
         assert e["macs_M"] == pytest.approx(by_epoch[e["epoch"]], abs=0.051)
-    assert entries[-1]["epoch"] == len(rows)
+    end = json.loads((gold_run / "end-state.json").read_text())
+    assert end["epoch"] == len(rows) and end["pareto_point"] is False and end["macs"] / 1e6 <= s["flops_min"]
+    assert entries[-1]["epoch"] < len(rows)  # the smoke search ends one epoch after pruning, off the front
+
+
+@pytest.mark.slow
+def test_a_search_with_an_empty_front_stops_and_resumes_with_more_epochs(smoke_params, tmp_path):
+    """Recording needs two epochs without pruning (patience 1): one epoch records nothing, so the search
+    says so, keeps its checkpoint, and --resume with a larger bound goes on as if never stopped."""
+    from conftest import QUIET, SHARED_DATASETS, run_cli
+
+    if not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file():
+        pytest.skip("needs ../shared/datasets")
+    base = ["search", "--method", "gold-nas", "--params", smoke_params, *QUIET, "--set", "search.gold-nas.patience=1"]
+    short = run_cli(*base, "--out", tmp_path / "a", "--set", "search.gold-nas.epochs=1")
+    assert short.returncode != 0 and "Traceback" not in short.stderr
+    assert "without recording an architecture; its checkpoint is kept" in short.stderr
+    assert (tmp_path / "a" / "checkpoint.pt").is_file() and not (tmp_path / "a" / "architectures.json").exists()
+    resumed = run_cli(*base, "--out", tmp_path / "a", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    whole = run_cli(*base, "--out", tmp_path / "b")
+    assert whole.returncode == 0, whole.stderr
+    for name in ("architectures.json", "genotype.json", "end-state.json"):
+        assert json.loads((tmp_path / "a" / name).read_text()) == json.loads((tmp_path / "b" / name).read_text())
 
 
 # ---- searching directly on ImageNet-style data (appendix C) -------------------------------------------------

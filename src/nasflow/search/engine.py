@@ -55,9 +55,14 @@ def weight_step(policy, net: Supernet, w_opt, x, y, grad_clip: float, guard=lamb
     logits = policy.forward(net, x, weights)
     loss = guard(F.cross_entropy(logits, y))
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(w_opt.param_groups[0]["params"], grad_clip)
+    clip_gradients(w_opt, grad_clip)
     w_opt.step()
     return loss.detach(), logits.detach()
+
+
+def clip_gradients(w_opt, grad_clip: float | None) -> None:
+    if grad_clip is not None:  # null: no clipping (GOLD-NAS, appendix B.1)
+        torch.nn.utils.clip_grad_norm_(w_opt.param_groups[0]["params"], grad_clip)
 
 
 def bilevel_step(policy, net: Supernet, w_opt, a_opt, batch, val_batch, grad_clip: float,
@@ -114,6 +119,10 @@ def write_results(run, found: list[tuple], stopped: str, epochs: int, seconds: f
     is the search's final cell, also genotype.json), architectures.json with their sizes, search.json;
     logged to the run's MLflow run with `files`. `run` holds method, seed, s, out, device, tracker."""
     s, out = run.s, run.out
+    if not found:
+        raise NasflowError(f"{out}: the {run.method} search stopped at epoch {epochs} ({stopped}) without "
+                           f"recording an architecture; its checkpoint is kept: raise search.{run.method}.epochs "
+                           "and rerun with --resume")
     entries = []
     for i, (epoch, genotype) in enumerate(found):
         genotype.name = f"{run.method}-s{run.seed}-{i}"
@@ -338,7 +347,7 @@ class SearchRun:
         logits = policy.forward(net, x, policy.weights(net))
         loss = self._guard(step)(F.cross_entropy(logits, y) + policy.regulariser(net))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.w_opt.param_groups[0]["params"], self.s["grad_clip"])
+        clip_gradients(self.w_opt, self.s["grad_clip"])
         self.w_opt.step()
         self.a_opt.step()
         restore_pruned(net)
@@ -384,7 +393,9 @@ class SearchRun:
             logged_params={"search": self.s, "seed": self.seed, "method": self.method},
             enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
         with track.finishing(self.tracker):
-            if not (ckpt and ckpt["finished"]):
+            # A finished checkpoint goes on only where the search's length is a bound it has not met
+            # (GOLD-NAS that stopped at search.gold-nas.epochs with an empty front, resumed with more).
+            if not (ckpt and ckpt["finished"]) or (self.epoch < self.s["epochs"] and not self.policy.finished(self.net)):
                 self._loop()
             return self._finish()
 

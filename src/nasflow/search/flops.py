@@ -80,9 +80,18 @@ def discrete_macs(net: Supernet, tables: dict[str, torch.Tensor], fixed: int) ->
 
 
 def expected_flops(alpha: torch.Tensor, alive: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
-    """Eq. (5): sum over alive ops of ln(1 + sigma(alpha_o) / mean sigma on its edge) * FLOPs(o)."""
+    """Eq. (5): sum over alive ops of ln(1 + sigma(alpha_o) / mean sigma on its edge) * FLOPs(o).
+
+    The edge's mean sigma is a normaliser held constant in the gradient. Appendix A.3 asks that (i) an
+    op's expected FLOPs increase with its sigma(alpha), (ii) the edge's average sigma be considered,
+    (iii) the penalty grow more slowly as sigma nears 1. With the gradient flowing through the mean,
+    scaling every sigma of an edge together leaves the ratios, and so the term, unchanged: an op alone
+    on its edge gets exactly zero FLOPs gradient (no edge could ever lose its last op) and raising
+    lambda pushes skip-connects *up*, against (i). Detaching the mean keeps (ii) (each op is measured
+    against its edge's current mean), satisfies (i) for every op (the derivative is
+    FLOPs(o) sigma'(alpha_o) / (mean + sigma(alpha_o)) > 0), and (iii) through ln(1 + x)."""
     sig = torch.sigmoid(alpha) * alive
     count = alive.sum(1, keepdim=True).clamp_min(1)
-    mean = sig.sum(1, keepdim=True) / count
+    mean = (sig.sum(1, keepdim=True) / count).detach()
     ratio = torch.where(alive, sig / mean.clamp_min(1e-12), torch.zeros_like(sig))
     return (torch.log1p(ratio) * macs.to(alpha.dtype) * alive).sum()

@@ -64,7 +64,12 @@ class GoldNas(SearchPolicy):
         self.state = {"lambda": 0.0, "dlambda": settings["lambda0"], "t": 0}
         self.n_pruned = 0
         self.pareto: list[tuple[int, object]] = []
+        self.end_state = None
         self.macs = discrete_macs(net, self.raw_tables, self.fixed)
+
+    def learning_rate(self, epoch: int) -> float:
+        """Appendix B.1: a constant learning rate (0.01) for the weights; `epochs` is only a bound."""
+        return self.s["w_lr"]
 
     def make_arch_optimizer(self, params):
         return torch.optim.SGD(params, lr=self.s["a_lr"], momentum=self.s["a_momentum"])
@@ -108,6 +113,7 @@ class GoldNas(SearchPolicy):
     def end_epoch(self, net: Supernet) -> bool:
         """After the epoch's pruning: Algorithm 1's lambda and t, the Pareto record, the network's MACs."""
         self.macs = discrete_macs(net, self.raw_tables, self.fixed)
+        self.end_state = self.derive(net).to_json()
         if algorithm1_update(self.state, self.n_pruned, self.s):
             genotype = self.derive(net)
             # A discrete architecture already recorded (nothing pruned since) is not recorded twice.
@@ -128,20 +134,26 @@ class GoldNas(SearchPolicy):
         return net.genotype_from_choice(choice)
 
     def architectures(self, net: Supernet):
-        """The Pareto points, then the final architecture unless it is the last one recorded (a search
-        that prunes nothing after its last record would otherwise list one architecture twice)."""
-        points = list(self.pareto)
-        final = (self.epoch, self.derive(net))
-        if not points or points[-1][1].to_json() != final[1].to_json():
-            points.append(final)
-        return points
+        """What Algorithm 1 returns: the architectures recorded when t > t0, in order; the last one is the
+        search's final cell. The architecture left when the search stops is not among them (it is
+        written apart, as the search's end state: `files()`)."""
+        return list(self.pareto)
+
+    def files(self) -> dict[str, object]:
+        """end-state.json: the architecture the search stopped with (not a Pareto point, never retrained)."""
+        if self.macs > self.s["flops_min"] * 1e6:
+            return {}
+        return {"end-state.json": {"epoch": self.epoch, "macs": self.macs, "pareto_point": False,
+                                   "genotype": self.end_state}}
 
     def state_dict(self) -> dict:
         return {"state": dict(self.state), "n_pruned": self.n_pruned,
-                "pareto": [(epoch, g.to_json()) for epoch, g in self.pareto], "macs": self.macs}
+                "pareto": [(epoch, g.to_json()) for epoch, g in self.pareto], "macs": self.macs,
+                "end_state": self.end_state}
 
     def load_state_dict(self, state: dict) -> None:
         from nasflow.space.genotype import parse_genotype
 
         self.state, self.n_pruned, self.macs = dict(state["state"]), state["n_pruned"], state["macs"]
         self.pareto = [(epoch, parse_genotype(g)) for epoch, g in state["pareto"]]
+        self.end_state = state["end_state"]

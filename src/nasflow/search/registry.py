@@ -34,6 +34,7 @@ class Method:
     one_level: bool = False                 # alpha and the weights descend one loss on the same batch
     base_method: str | None = None          # its settings start from this method's block (a baseline)
     trains_supernet: bool = True            # False: a baseline that trains candidates as networks
+    epochs_bound: bool = False              # `epochs` only bounds a search that stops by its own rule
 
     def policy_class(self):
         if isinstance(self.policy, str):

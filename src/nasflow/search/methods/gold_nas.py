@@ -45,6 +45,7 @@ register(
     schema=schema,
     columns=("lambda", "n_pruned", "flops_M"),
     one_level=True,
+    epochs_bound=True,  # Algorithm 1 stops at flops_min; more epochs let a search that has not go on
 )
 
 register(
