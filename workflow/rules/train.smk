@@ -15,6 +15,13 @@ def genotype_input(wildcards):
     return []
 
 
+def genotype_of(wildcards):
+    """The genotype a training reads: a searched cell's file (its search has run: this job exists only
+    after the search checkpoint) or a published cell's name. From the wildcards alone, not `input`:
+    Snakemake leaves params that need `input` out of its check for changed params."""
+    return plan.genotype_ref(wildcards.arch_id)
+
+
 rule train:
     input:
         genotype=genotype_input,
@@ -23,11 +30,10 @@ rule train:
         metrics="results/train/{arch_id}/{dataset}/seed{seed}/metrics.json",
     params:
         out="results/train/{arch_id}/{dataset}/seed{seed}",
-        genotype=lambda w, input: input.genotype[0] if input.genotype else plan.genotype_ref(w.arch_id),
+        genotype=genotype_of,
         recipe=lambda w: plan.recipe_for(PARAMS, w.dataset),
-        inputs=lambda w, input: jobs.as_rule_params(jobs.train_inputs(
-            PARAMS, jobs.genotype_content(input.genotype[0] if input.genotype else plan.genotype_ref(w.arch_id)),
-            w.dataset, plan.recipe_for(PARAMS, w.dataset), int(w.seed))),
+        inputs=lambda w: jobs.as_rule_params(jobs.train_inputs(
+            PARAMS, jobs.genotype_content(genotype_of(w)), w.dataset, plan.recipe_for(PARAMS, w.dataset), int(w.seed))),
     log:
         "logs/train/{arch_id}/{dataset}/seed{seed}.log",
     wildcard_constraints:
