@@ -30,3 +30,9 @@ def test_outputs_are_readable_by_others_as_the_umask_allows(tmp_path):
     mode = stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
     assert mode == 0o666 & ~nio._umask()
     assert mode & stat.S_IRGRP or nio._umask() & 0o040  # group-readable unless the umask says otherwise
+
+
+def test_a_write_refused_for_other_reasons_is_not_called_a_full_disk(tmp_path):
+    with pytest.raises(PermissionError):
+        with nio.atomic_path(tmp_path / "x.json"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))

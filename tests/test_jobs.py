@@ -49,6 +49,22 @@ def test_an_epoch_bound_is_not_an_input_but_an_epoch_count_is():
     assert _search("darts") != _search("darts", "search.darts.epochs=9")
 
 
+def test_the_random_baseline_reads_gold_nas_space_but_not_its_pruning_rules():
+    assert _search("gold-nas-random") != _search("gold-nas-random", "search.gold-nas.layers=4")  # the space
+    for key in ("patience=5", "lambda0=1.0", "flops_min=0.5"):  # Algorithm 1's settings: not the baseline's
+        assert _search("gold-nas-random") == _search("gold-nas-random", f"search.gold-nas.{key}")
+
+
+def test_svhn_jobs_read_whether_the_extra_images_are_in(tmp_path):
+    params = _params()
+    cell = jobs.genotype_content("DARTS_V2")
+    with_extra = jobs.train_inputs(params, cell, "svhn", "tiny", 0)
+    without = jobs.train_inputs(_params("data.svhn_extra=false"), cell, "svhn", "tiny", 0)
+    assert jobs.fingerprint(with_extra) != jobs.fingerprint(without)
+    assert jobs.train_inputs(_params("data.svhn_extra=false"), cell, "cifar10", "tiny", 0) == \
+        jobs.train_inputs(params, cell, "cifar10", "tiny", 0)
+
+
 def test_a_training_reads_its_recipe_with_the_defaults_filled_in():
     assert _train("tiny") != _train("tiny", "train.recipe_defaults.grad_clip=4.0")
     assert _train("tiny") == _train("tiny", "train.recipes.darts_cifar.epochs=9")

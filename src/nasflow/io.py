@@ -2,6 +2,7 @@
 killed run never leaves a half-written file that a later stage would trust."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -21,10 +22,13 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space, quota, file-size limit
+
+
 def _disk_error(exc: BaseException) -> OSError | None:
-    """The OSError behind a failed write (torch wraps it in a RuntimeError), if that is what it was."""
+    """The no-room OSError behind a failed write (torch wraps it in a RuntimeError), if that is what it was."""
     while exc is not None:
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
@@ -46,7 +50,7 @@ def atomic_path(path: str | Path):
             cause = _disk_error(exc)
             if cause is None:
                 raise
-            reason = os.strerror(cause.errno) if cause.errno else str(cause)
+            reason = os.strerror(cause.errno)
             raise NasflowError(f"{path}: could not be written ({reason}); the previous version, if any, is "
                                "intact: free space and rerun with --resume") from None
         os.replace(tmp, path)

@@ -26,7 +26,7 @@ def _dataset_keys(params, dataset: str) -> dict:
     data = params["data"]
     if dataset == "imagenet":
         return {k: data[k] for k in ("imagenet_classes", "imagenet_fraction", "split_seed")}
-    return {}
+    return {k: v for k, v in data_inputs(params, dataset).items() if k != "dataset"}  # what the .npz holds
 
 
 def data_inputs(params, dataset: str) -> dict:
@@ -73,8 +73,12 @@ def search_inputs(params, method: str, seed: int) -> dict:
     from nasflow.search import registry
 
     settings = method_settings(params, method)
-    if registry.method(method).epochs_bound:  # a bound, not a length: raising it changes no result
+    declared = registry.method(method)
+    if declared.epochs_bound:  # a bound, not a length: raising it changes no result
         settings = {k: v for k, v in settings.items() if k != "epochs"}
+    if declared.base_method:  # a baseline searches its method's space but runs none of its method's rules
+        own, base = _schema_keys(declared), _schema_keys(registry.method(declared.base_method))
+        settings = {k: v for k, v in settings.items() if k in own or k not in base}
     data = _dataset_keys(params, settings["dataset"])
     data.update({k: params["data"][k] for k in splits_data(method, settings)})
     return {"kind": "search", "method": method, "seed": seed, "settings": settings, "data": data}
@@ -112,6 +116,11 @@ def genotype_content(ref) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise NasflowError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def _schema_keys(declared) -> set[str]:
+    schema = declared.schema({}) if callable(declared.schema) else declared.schema
+    return set(schema.get("properties", {}))
 
 
 def fingerprint(inputs: dict) -> str:

@@ -39,7 +39,7 @@ def _read_checkpoint(path: Path, device) -> dict:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
         try:
-            needs = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)) or "unknown globals"
+            needs = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
         except Exception:  # not even a readable archive: fall through to "corrupt"
             needs = None
         if needs:
@@ -58,10 +58,14 @@ def load_checkpoint(path: Path, device, version: int, fingerprint: str) -> dict:
     ckpt = _read_checkpoint(path, device)
     if not isinstance(ckpt, dict) or ckpt.get("version") != version:
         raise NasflowError(f"{path}: not a nasflow checkpoint of this kind")
-    if ckpt.get("fingerprint") != fingerprint:
+    _same_settings(path, ckpt, fingerprint)
+    return ckpt
+
+
+def _same_settings(path: Path, ckpt, fingerprint: str) -> None:
+    if not isinstance(ckpt, dict) or ckpt.get("fingerprint") != fingerprint:
         raise NasflowError(f"{path}: made by a run with other settings; refusing to mix them: use another "
                            "--out or delete the checkpoint")
-    return ckpt
 
 
 def clear_stale_temporaries(out: Path) -> None:
@@ -106,6 +110,8 @@ def prepare_run_dir(out: Path, checkpoint: Path, inputs: dict, resume: bool, rep
     if checkpoint.exists() and not resume:
         raise NasflowError(f"{out} holds a checkpoint of an earlier {what}: pass --resume to continue it, or "
                            "choose another --out (nothing is overwritten silently)")
+    if checkpoint.exists():  # refused here, before settings.json describes a run that will not happen
+        _same_settings(checkpoint, _read_checkpoint(checkpoint, "cpu"), fingerprint)
     set_threads(params)
     clear_stale_temporaries(out)
     nio.write_json(out / "settings.json", {**inputs, "fingerprint": fingerprint})

@@ -114,15 +114,19 @@ def evaluate(logits_of, batches) -> dict:
 
 
 def write_results(run, found: list[tuple], stopped: str, epochs: int, seconds: float, files=(),
-                  entry_extra: dict | None = None, summary_extra: dict | None = None) -> dict:
+                  entry_extra: dict | None = None, summary_extra: dict | None = None, at_bound: bool = True) -> dict:
     """A finished search's files: one genotype per architecture found ((epoch, genotype) pairs, the last
     is the search's final cell, also genotype.json), architectures.json with their sizes, search.json;
     logged to the run's MLflow run with `files`. `run` holds method, seed, s, out, device, tracker."""
     s, out = run.s, run.out
-    if not found:
+    if not found and at_bound:
         raise NasflowError(f"{out}: the {run.method} search stopped at epoch {epochs} ({stopped}) without "
                            f"recording an architecture; its checkpoint is kept: raise search.{run.method}.epochs "
                            "and rerun with --resume")
+    if not found:  # it met its own stopping rule: more epochs would not help
+        raise NasflowError(f"{out}: the {run.method} search stopped at epoch {epochs} ({stopped}) without "
+                           f"recording an architecture; change the settings that decide when it records "
+                           f"(search.{run.method}.patience, n0, flops_min) and start it over")
     entries = []
     for i, (epoch, genotype) in enumerate(found):
         genotype.name = f"{run.method}-s{run.seed}-{i}"
@@ -251,7 +255,7 @@ class SearchRun:
         self.w_opt.load_state_dict(ckpt["w_opt"])
         self.a_opt.load_state_dict(ckpt["a_opt"])
         self.policy.load_state_dict(ckpt["policy"])
-        torch.set_rng_state(ckpt["rng"])
+        torch.set_rng_state(ckpt["rng"].cpu())  # map_location put it on the run's device
         return ckpt
 
     def restore(self) -> dict:
@@ -443,4 +447,5 @@ class SearchRun:
         self._write_progress_files()
         reason = self.policy.stop_reason if self.policy.finished(self.net) else f"{s['epochs']} epochs"
         return write_results(self, self.policy.architectures(self.net), reason, self.epoch, self.seconds,
-                             files=("history.csv", *self.policy.files()))
+                             files=("history.csv", *self.policy.files()),
+                             at_bound=not self.policy.finished(self.net))

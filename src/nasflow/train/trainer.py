@@ -126,7 +126,7 @@ class TrainRun:
             self.opt.load_state_dict(ckpt["opt"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise NasflowError(f"{self.checkpoint_path}: does not fit this network ({str(exc).splitlines()[0]})") from None
-        torch.set_rng_state(ckpt["rng"])
+        torch.set_rng_state(ckpt["rng"].cpu())  # map_location put it on the run's device
         self.epoch, self.history, self.seconds, self.best = ckpt["epoch"], ckpt["history"], ckpt["seconds"], ckpt["best"]
         return ckpt
 

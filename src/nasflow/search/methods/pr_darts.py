@@ -50,7 +50,7 @@ register(
     describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
                         f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds"),
     settle=settle,
-    columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_morphed", "n_exact", "similarity_normal",
+    columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_pruned", "n_morphed", "n_exact", "similarity_normal",
              "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
     schema=yaml.safe_load("""
 required: [derived_cell_output, space, spaces, cycles, max_draws, bmin, bmult, bmax, threshold, check_every]
