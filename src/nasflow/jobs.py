@@ -59,13 +59,14 @@ def method_settings(params, method: str) -> dict:
 def splits_data(method: str, settings: dict) -> list[str]:
     """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
     baseline, which scores candidates on held-out images) halves it with both; a one-level search trains
-    on all of it and reads the seed only to draw a subset."""
+    on all of it and reads the seed only to draw a subset, a validation part or ImageNet's classes."""
     from nasflow.search import registry
 
     declared = registry.method(method)
     if not declared.trains_supernet or not declared.one_level:
         return ["split_seed", "weights_fraction"]
-    return ["split_seed"] if settings["subset_per_class"] else []
+    drawn = settings["subset_per_class"] or settings["val_fraction"] or settings["dataset"] == "imagenet"
+    return ["split_seed"] if drawn else []
 
 
 def search_inputs(params, method: str, seed: int) -> dict:

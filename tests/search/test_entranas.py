@@ -213,6 +213,23 @@ def test_dst_every_node_keeps_an_input_at_every_step_while_edges_are_cut():
     assert all(float(policy.thresholds(k).detach().min()) > 0.5 for k in policy.betas)  # eq. 11 raised every t_j
 
 
+def test_eq11_is_applied_per_cell_type_with_the_papers_lambda():
+    """Eq. (11) is written for one cell: each cell type's thresholds get lambda * mean_j(-log t_j), and the
+    types' terms add up (a mean over both types would halve lambda)."""
+    net = tiny(ops=DARTS_OPS[1:], layers=3)
+    policy = EnTranNASDST(dict(SETTINGS, **{"lambda": 0.3}), net)
+    with torch.no_grad():
+        policy.betas["normal"].copy_(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+        policy.betas["reduce"].copy_(torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    by_hand = {k: sum(-math.log(1 / (1 + math.exp(-float(b)))) for b in policy.betas[k]) / 4 for k in ("normal", "reduce")}
+    value = policy.regulariser(net)
+    assert float(value) == pytest.approx(0.3 * (by_hand["normal"] + by_hand["reduce"]), rel=1e-6)
+    value.backward()
+    for k in ("normal", "reduce"):  # d/d beta of lambda/4 * -log sigmoid(beta) = -lambda/4 * sigmoid(-beta)
+        expected = -0.3 / 4 * torch.sigmoid(-policy.betas[k].detach())
+        assert torch.allclose(policy.betas[k].grad, expected, atol=1e-7)
+
+
 def test_larger_lambda_gives_no_more_edges_on_a_scripted_case():
     base = tiny(ops=DARTS_OPS[1:], layers=3, seed=3)
     g = torch.Generator().manual_seed(0)
@@ -220,7 +237,7 @@ def test_larger_lambda_gives_no_more_edges_on_a_scripted_case():
     edges = []
     # lambdas a decade apart: Adam normalises step sizes, so what lambda changes is the balance against
     # the validation loss's pull on the thresholds, and nearby values can swap by an edge or two
-    for lam in (0.0, 0.5, 5.0, 50.0):
+    for lam in (0.0, 0.25, 2.5, 25.0):
         net = copy.deepcopy(base)
         policy = EnTranNASDST(dict(SETTINGS, a_lr=0.05, **{"lambda": lam}), net)
         policy.begin_epoch(1)

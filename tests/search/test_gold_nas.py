@@ -275,9 +275,80 @@ def test_search_streams_imagenet_class_folders_on_a_class_subset(params_file, tm
                                                  "runtime.progress=none"])
     run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
     result = run.run()
-    assert run.n_classes == 2 and len(run.train_batches.dataset) == 8 and len(run.val_batches.dataset) == 4
+    assert run.n_classes == 2 and len(run.train_batches.dataset) == 8 and run.val_batches is None
     assert run.net.space.stem == "imagenet" and run.net.classifier.out_features == 2
     assert result["epochs"] == 1 and (tmp_path / "out" / "genotype.json").is_file()
+
+
+def test_imagenet_search_measures_on_held_out_training_images_never_the_val_split(params_file, tmp_path):
+    """ImageNet's val split is its test set (GOLD-NAS 3.1: unseen by the search): val_fraction holds out a
+    part of every class of train/ instead, disjoint from the images that train."""
+    from nasflow.search.engine import SearchRun
+    from nasflow.settings import load_params
+
+    _fake_imagenet(tmp_path / "archives", train=4)
+    G = "search.gold-nas"
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{G}.dataset=imagenet",
+                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=2",
+                                                 f"{G}.imagenet.val_fraction=0.25"])
+    run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
+    run._data()
+    trained, held = run.train_batches.dataset.paths, run.val_batches.dataset.paths
+    assert len(trained) == 6 and len(held) == 2 and not set(trained) & set(held)
+    assert all(p.parent.parent.name == "train" for p in trained + held)
+    assert sorted(run.val_batches.y.tolist()) == [0, 1]  # one image of each class
+    assert not run.val_batches.train  # measured without augmentation
+
+
+def _tiny_one_level(smoke_params, tmp_path, *overrides):
+    from nasflow.search.engine import SearchRun
+    from nasflow.settings import load_params
+
+    params = load_params(smoke_params, None, ["search.gold-nas.epochs=1", "runtime.progress=none", *overrides])
+    return SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
+
+
+def test_a_one_level_search_never_reads_the_test_set(smoke_params, tmp_path, monkeypatch):
+    """Section 3.1: the search trains on the training images; with val_fraction 0 nothing measures it
+    (history's val_error is empty), with a fraction a held-out part of each class of the training set does."""
+    import numpy as np
+    import pandas as pd
+
+    from nasflow.data import datasets
+
+    real_load = datasets.load
+
+    def poisoned_test_set(params, name):  # any image read from the test split would be this marker
+        arrays = real_load(params, name)
+        arrays.x_test[:] = 255
+        arrays.y_test[:] = 0
+        return arrays
+
+    monkeypatch.setattr("nasflow.search.engine.load", poisoned_test_set)
+    run = _tiny_one_level(smoke_params, tmp_path)
+    run.run()
+    assert run.val_batches is None
+    history = pd.read_csv(tmp_path / "out" / "history.csv")
+    assert history["val_error"].isna().all() and history["train_error"].notna().all()
+    assert (history["epoch_seconds"] > 0).all() and (history["val_seconds"] >= 0).all()
+
+    run = _tiny_one_level(smoke_params, tmp_path, "search.gold-nas.val_fraction=0.25")
+    run._data()
+    train_x, val_x = run.train_batches.x, run.val_batches.x
+    assert len(train_x) == 60 and len(val_x) == 20  # smoke: 8 images of each of 10 classes, 2 held out of each
+    assert sorted(np.bincount(run.val_batches.y.numpy())) == [2] * 10
+    assert not (val_x == 255).flatten(1).all(1).any() and not (train_x == 255).flatten(1).all(1).any()
+    flat_train = {bytes(x.numpy().tobytes()) for x in train_x}
+    assert not any(bytes(x.numpy().tobytes()) in flat_train for x in val_x)  # disjoint parts of the training set
+
+
+def test_one_level_consistency_row_says_why_it_is_empty(smoke_params, tmp_path):
+    from nasflow.search.consistency import supernet_vs_child
+
+    run = _tiny_one_level(smoke_params, tmp_path)
+    run.run()
+    found = supernet_vs_child(run.params, "gold-nas", 0, tmp_path / "out", tmp_path / "c.json")
+    assert found["supernet_error"] is None and "val_fraction is 0" in found["note"]
 
 
 def test_full_size_space_macs():

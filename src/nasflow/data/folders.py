@@ -11,7 +11,7 @@ import torch
 
 from nasflow.data.formats import IMAGE_SUFFIXES
 from nasflow.data.registry import dataset_info
-from nasflow.data.splits import stratified_subset
+from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 
 
@@ -69,7 +69,11 @@ class FolderBatches:
     """The Batches interface (len, epoch(generator)) over a class-folder split."""
 
     def __init__(self, params, split: str, batch_size: int, train: bool, image_size: int = 224,
-                 autoaugment: bool = False, device="cpu", workers: int = 0):
+                 autoaugment: bool = False, device="cpu", workers: int = 0, hold_out: float = 0.0,
+                 held_out: bool = False):
+        """`hold_out`: a fraction of every class set aside (seeded with data.split_seed); these batches
+        stream the rest, or with `held_out` that part only (a search's validation images, never the val
+        split, which is ImageNet's test set)."""
         from torchvision.transforms import v2
 
         root = find_imagenet(params)
@@ -77,6 +81,10 @@ class FolderBatches:
         paths, labels = index_split(root, split, classes)
         if fraction and train:
             keep = stratified_subset(labels, fraction=fraction, seed=params["data"]["split_seed"])
+            paths, labels = [paths[i] for i in keep], labels[keep]
+        if hold_out:
+            rest, held = stratified_split(labels, 1.0 - hold_out, params["data"]["split_seed"])
+            keep = held if held_out else rest
             paths, labels = [paths[i] for i in keep], labels[keep]
         info = dataset_info("imagenet")
         norm = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]

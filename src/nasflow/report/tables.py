@@ -7,7 +7,7 @@ table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP 
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
             test_error
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
-            retrained_error, kendall_tau                         (EnTranNAS Tables 1 and 2)
+            retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2)
 Each CSV has a Markdown copy beside it; figures go to results/figures/.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ TABLE1 = ["architecture", "method", "seeds", "test_error_mean", "test_error_std"
           "search_gpu_days", "search_device"]
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
-               "retrained_error", "kendall_tau"]
+               "retrained_error", "kendall_tau", "note"]
 PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
 
 
@@ -95,13 +95,15 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
         found = _json(root / plan.consistency_file(method, seed))
         archs = plan.read_architectures(root / plan.search_dir(method, seed) / "architectures.json")
         final = plan.final_architecture(archs)["id"]
-        rows.append({"method": method, "seed": seed, "architecture": final,
-                     "supernet_error": round(found["supernet_error"], 3), "child_error": round(found["child_error"], 3),
-                     "error_gap": round(found["error_gap"], 3), "retrained_error": retrained.get(final)})
+        measured = found.get("architecture", final)  # `end state`: the child is not the retrained cell
+        rounded = {k: None if found[k] is None else round(found[k], 3) for k in ("supernet_error", "child_error", "error_gap")}
+        rows.append({"method": method, "seed": seed, "architecture": measured, **rounded,
+                     "retrained_error": retrained.get(measured), "note": found.get("note", "")})
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        tau = (kendall_tau([r["supernet_error"] for r in mine], [r["retrained_error"] for r in mine])
-               if len(mine) > 1 else None)
+        ranked = [r for r in mine if r["supernet_error"] is not None and r["retrained_error"] is not None]
+        tau = (kendall_tau([r["supernet_error"] for r in ranked], [r["retrained_error"] for r in ranked])
+               if len(ranked) > 1 else None)
         for r in mine:
             r["kendall_tau"] = None if tau is None or tau != tau else round(tau, 3)
     return pd.DataFrame(rows, columns=CONSISTENCY)

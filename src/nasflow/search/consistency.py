@@ -69,13 +69,28 @@ def accuracies(net: Supernet, policy, batches) -> dict:
 
 
 def supernet_vs_child(params, method: str, seed: int, search_dir: str | Path, out: str | Path) -> dict:
+    """The checkpoint's super-net against the child it derives, on the search's validation images. The
+    child is labelled with the architecture id it is (the search's final cell) or `end state` when the
+    search stopped elsewhere (GOLD-NAS: its final cell is the last Pareto point, recorded earlier). A
+    search without validation images (a one-level search with val_fraction 0) gets a row that says so:
+    the test set is never used instead."""
+    from nasflow.plan import final_architecture, read_architectures
+    from nasflow.space.genotype import load_genotype
     from nasflow.search.engine import SearchRun
 
     run = SearchRun(params, method, seed, search_dir, track_runs=False)
     ckpt = run.restore()
+    final = final_architecture(read_architectures(Path(search_dir) / "architectures.json"))
+    derived = run.policy.derive(run.net)
+    same = derived == load_genotype(str(Path(search_dir) / final["genotype"]))
     result = {"method": method, "seed": seed, "search_dir": str(search_dir), "epoch": ckpt["epoch"],
-              "engine_cells": sorted(getattr(run.policy, "engine", range(len(run.net.cells)))),
-              **accuracies(run.net, run.policy, run.val_batches)}
+              "architecture": final["id"] if same else "end state",
+              "engine_cells": sorted(getattr(run.policy, "engine", range(len(run.net.cells))))}
+    if run.val_batches is None:
+        result.update(supernet_error=None, child_error=None, error_gap=None, images=0,
+                      note=f"no validation images: search.{method}.val_fraction is 0 (the test set is never used)")
+    else:
+        result.update(accuracies(run.net, run.policy, run.val_batches), note="")
     nio.write_json(out, result)
     return result
 
@@ -109,7 +124,11 @@ def final_val_error(search_dir: Path) -> float:
         rows = list(csv.DictReader(fh))
     if not rows:
         raise NasflowError(f"{path}: no epochs recorded")
-    return float(rows[-1]["val_error"])
+    value = float(rows[-1]["val_error"] or "nan")
+    if math.isnan(value):
+        raise NasflowError(f"{path}: the search measured no validation error (a one-level search with "
+                           "val_fraction 0): it cannot be ranked")
+    return value
 
 
 def final_arch_id(search_dir: Path) -> str:

@@ -27,7 +27,8 @@ from nasflow.space.counting import architecture_entry
 
 # The engine's own history.csv columns; a method adds its declared ones (nasflow.search.registry).
 HISTORY_COLUMNS = ["epoch", "phase", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
-                   "ops_run", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds", "lr"]
+                   "ops_run", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds",
+                   "val_seconds", "lr"]
 CHECKPOINT_VERSION = 1
 
 
@@ -78,16 +79,26 @@ def bilevel_step(policy, net: Supernet, w_opt, a_opt, batch, val_batch, grad_cli
     return loss, logits
 
 
-def training_split(labels: np.ndarray, s: dict, data: dict, held_out: bool):
-    """Indices of the training images that train the weights, and of those held out (for alpha, or to
-    score candidates), or None when nothing is held out. Subsets and halves are drawn per class with
+def training_split(labels: np.ndarray, s: dict, data: dict, first_fraction: float | None):
+    """Indices of the training images that train the weights, and of those held out (alpha's half of a
+    bi-level search, a one-level search's validation part, the random baseline's scoring images), or None
+    when nothing is held out (`first_fraction` None). Subsets and parts are drawn per class with
     data.split_seed."""
     pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data["split_seed"])
             if s["subset_per_class"] else np.arange(len(labels)))
-    if not held_out:
+    if first_fraction is None:
         return pool, None
-    first, second = stratified_split(labels[pool], data["weights_fraction"], data["split_seed"])
+    first, second = stratified_split(labels[pool], first_fraction, data["split_seed"])
     return pool[first], pool[second]
+
+
+def weights_fraction(one_level: bool, s: dict, data: dict) -> float | None:
+    """The fraction of the training images that trains the weights: a bi-level search gives the rest to
+    alpha; a one-level search trains on all of them unless `val_fraction` holds a part out to measure
+    it (GOLD-NAS 3.1: the test set stays invisible during the search)."""
+    if not one_level:
+        return data["weights_fraction"]
+    return 1.0 - s["val_fraction"] if s["val_fraction"] else None
 
 
 def search_augmentation(s: dict):
@@ -165,7 +176,8 @@ class SearchRun:
     # ---- set-up ---------------------------------------------------------------------------------------
     def _folder_data(self):
         """ImageNet streamed from its class folders (it does not fit in memory): one-level searches only,
-        on `classes` classes drawn with data.split_seed, measured on the val split."""
+        on `classes` classes drawn with data.split_seed. The val split is ImageNet's test set, so it is
+        never read: progress is measured on a held-out part of the training images (val_fraction)."""
         from nasflow.data.folders import FolderBatches
         from nasflow.settings import Params, deep_merge
 
@@ -175,10 +187,12 @@ class SearchRun:
                                "is not supported; use a one-level method (gold-nas) or an in-memory dataset")
         params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
         params.base_dir = self.params.base_dir
-        size = dataset_info("imagenet").image_size
-        self.train_batches = FolderBatches(params, "train", s["batch_size"], True, size, s["autoaugment"], self.device)
+        size, held = dataset_info("imagenet").image_size, s["val_fraction"]
+        self.train_batches = FolderBatches(params, "train", s["batch_size"], True, size, s["autoaugment"], self.device,
+                                           hold_out=held)
         self.arch_batches = self.train_batches  # one level: alpha trains on the weights' batches
-        self.val_batches = FolderBatches(params, "val", s["batch_size"], False, size, device=self.device)
+        self.val_batches = (FolderBatches(params, "train", s["batch_size"], False, size, device=self.device,
+                                          hold_out=held, held_out=True) if held else None)
         if len(self.train_batches) == 0:
             raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the ImageNet training images")
         self.n_classes = len(self.train_batches.classes)
@@ -190,22 +204,16 @@ class SearchRun:
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
         mean, std = normalisation(s["dataset"], arrays.x_train)
-        bs = s["batch_size"]
-        w_idx, a_idx = training_split(labels, s, data_cfg, held_out=not self.declared.one_level)
-        if self.declared.one_level:
-            # One level: every training image trains alpha and the weights together; nothing is held out
-            # of the training set, so progress is measured on (a stratified part of) the test set.
-            test = (stratified_subset(arrays.y_test, per_class=s["subset_per_class"], seed=data_cfg["split_seed"])
-                    if s["subset_per_class"] else np.arange(len(arrays.y_test)))
-            val_x, val_y = arrays.x_test[test], arrays.y_test[test]
-        else:
-            val_x, val_y = arrays.x_train[a_idx], labels[a_idx]
+        bs, one_level = s["batch_size"], self.declared.one_level
+        w_idx, held = training_split(labels, s, data_cfg, weights_fraction(one_level, s, data_cfg))
         # DARTS draws both halves through the training augmentation; validation is measured without it.
         self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
                                      drop_last=True, image_transform=search_augmentation(s))
-        self.arch_batches = (self.train_batches if self.declared.one_level else  # alpha on the same batches
-                             Batches(arrays.x_train[a_idx], labels[a_idx], bs, mean, std, True, self.device, drop_last=True))
-        self.val_batches = Batches(val_x, val_y, bs, mean, std, False, self.device)
+        self.arch_batches = (self.train_batches if one_level else  # one level: alpha on the same batches
+                             Batches(arrays.x_train[held], labels[held], bs, mean, std, True, self.device, drop_last=True))
+        # Never the test set: a one-level search without val_fraction has no validation error.
+        self.val_batches = None if held is None else Batches(arrays.x_train[held], labels[held], bs, mean, std,
+                                                             False, self.device)
         if len(self.train_batches) == 0:
             raise NasflowError(f"search.batch_size {bs} is larger than the {len(w_idx)} images of the weight split")
         self.n_classes = arrays.num_classes
@@ -359,6 +367,8 @@ class SearchRun:
 
     @torch.no_grad()
     def _validate(self) -> dict:
+        if self.val_batches is None:  # a one-level search with nothing held out
+            return {"val_loss": float("nan"), "val_error": float("nan")}
         self.net.eval()
         weights = self.policy.weights(self.net)
         return evaluate(lambda x: self.policy.forward(self.net, x, weights), self.val_batches)
@@ -414,9 +424,11 @@ class SearchRun:
             row = {"epoch": self.epoch}
             row.update(self._train_epoch(progress))
             row.update(self.policy.record())  # after the epoch's pruning (lambda, n_pruned, FLOPs)
-            row.update(self._validate())
             row["epoch_seconds"] = time.perf_counter() - started
-            self.seconds += row["epoch_seconds"]
+            self.seconds += row["epoch_seconds"]  # search work only: the monitoring below is not counted
+            started = time.perf_counter()
+            row.update(self._validate())
+            row["val_seconds"] = time.perf_counter() - started
             row.update(self._architecture_record())
             self.history.append(row)
             for name, g in self.net.groups.items():
@@ -428,7 +440,7 @@ class SearchRun:
             self._save(finished=done or self.epoch == s["epochs"])
             self.tracker.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "phase")}, step=self.epoch)
             progress.epoch_done(self.epoch, phase=row["phase"], alive=row["alive_candidates"],
-                                val_error=f"{row['val_error']:.1f}%", seconds=f"{row['epoch_seconds']:.1f}")
+                                val_error="-" if row["val_error"] != row["val_error"] else f"{row['val_error']:.1f}%", seconds=f"{row['epoch_seconds']:.1f}")
             if done:
                 return
 

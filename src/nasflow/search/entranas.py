@@ -16,7 +16,8 @@ EnTranNAS-DST (section 2.4). Per intermediate node j: p_hat = p / max over (i, k
 q = ReLU(p_hat - t_j) with t_j = sigmoid(beta_j) (eq. 8); q_hat = q / sum_k q on each edge (eq. 9, zero
 where an edge has no q > 0). The Engine-cells mix by q_hat; the derived architecture is every (edge, op)
 with q_hat > 0 (eq. 10), any number per node and per edge; `none` is not in the space. The betas are
-architecture parameters, stepped by the same Adam as alpha on L_val + lambda * mean_j(-log t_j) (eq. 11).
+architecture parameters, stepped by the same Adam as alpha on L_val + lambda * mean_j(-log t_j) (eq. 11),
+applied per cell type and summed (see `regulariser`).
 Because the strongest entry into a node has p_hat = 1 exactly and t_j < 1, q > 0 for it: every node
 keeps an input at every step. It is computed as p_hat - 1 + sigmoid(-beta) so that it stays positive in
 float arithmetic even where sigmoid(beta) rounds to 1.
@@ -162,9 +163,11 @@ class EnTranNASDST(EnTranNAS):
                 for name, g in net.groups.items()}
 
     def regulariser(self, net: Supernet) -> torch.Tensor:
-        """Eq. (11)'s lambda * mean_j(-log t_j), over the nodes of both cell types."""
-        betas = torch.cat(list(self.betas.values()))
-        return self.s["lambda"] * (-F.logsigmoid(betas)).mean()
+        """Eq. (11)'s lambda * mean_j(-log t_j) is written for one cell; the super-net has a normal and a
+        reduction cell type, each with its own thresholds, and the paper never says how they combine.
+        The term is applied per cell type and summed, so each type's thresholds feel the paper's lambda
+        (a mean over both types would halve it)."""
+        return self.s["lambda"] * sum((-F.logsigmoid(b)).mean() for b in self.betas.values())
 
     def arch_loss(self, net: Supernet, x, y) -> torch.Tensor:
         return super().arch_loss(net, x, y) + self.regulariser(net)

@@ -108,7 +108,7 @@ class RandomPruneRun:
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
         mean, std = normalisation(s["dataset"], arrays.x_train)
-        train, held = training_split(labels, s, self.params["data"], held_out=True)
+        train, held = training_split(labels, s, self.params["data"], self.params["data"]["weights_fraction"])
         self.train_batches = Batches(arrays.x_train[train], labels[train], s["batch_size"], mean, std, True,
                                      self.device, drop_last=True, image_transform=search_augmentation(s))
         self.val_batches = Batches(arrays.x_train[held], labels[held], s["batch_size"], mean, std, False, self.device)

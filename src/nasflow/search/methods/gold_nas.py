@@ -19,6 +19,11 @@ xi_max: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1}
 xi_min: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1}
 c0: {type: number, exclusiveMinimum: 1}
 lambda0: {type: number, exclusiveMinimum: 0}
+val_fraction:
+  type: number
+  minimum: 0
+  exclusiveMaximum: 1
+  description: "held out of every class of the training images to measure the search (0: none; never the test set)"
 patience:
   type: integer
   minimum: 0
@@ -28,7 +33,7 @@ patience:
 
 def schema(common: dict) -> dict:
     return {
-        "required": ["a_momentum", "mu", "flops_min", "n0", "xi_max", "xi_min", "c0", "lambda0", "patience"],
+        "required": ["a_momentum", "mu", "flops_min", "n0", "xi_max", "xi_min", "c0", "lambda0", "patience", "val_fraction"],
         "properties": {**GOLD_NAS_KEYS, "imagenet": {
             "type": "object", "additionalProperties": False,
             "description": "laid over this block when the dataset is ImageNet-style (GOLD-NAS appendix C)",
