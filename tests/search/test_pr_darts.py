@@ -3,9 +3,12 @@ resume after pools changed, and the zoo's PR-DARTS cells."""
 import copy
 import csv
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import SHARED_DATASETS
 from nasflow.errors import NasflowError
@@ -26,10 +29,10 @@ PARENTS = [OpSpec("conv", k=3, dil=1, c_mul=()), OpSpec("conv", k=3, dil=1, c_mu
            OpSpec("conv", k=5, dil=2, c_mul=(2, 1)), OpSpec("conv", k=1, dil=1, c_mul=(1, 3))]
 
 
-def _trained(spec, stride, c=6):
+def _trained(spec, stride, c=6, affine=False):
     """A parent whose BN statistics are not the initial ones (so copying them is checked)."""
     torch.manual_seed(0)
-    module = build_op(spec, c, stride, affine=False)
+    module = build_op(spec, c, stride, affine=affine)
     module.train()
     with torch.no_grad():
         for _ in range(3):
@@ -73,6 +76,29 @@ def test_other_morphisms_are_flagged_and_inherit_what_fits(kind, spec, stride):
         assert not torch.allclose(parent(x), result.module(x), atol=1e-3)  # they really change the function
     # The first layer's pointwise weights always carry over.
     assert torch.equal(result.module[0][2].weight, parent[0][2].weight)
+
+
+@pytest.mark.parametrize("spec", PARENTS, ids=str)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("affine", [False, True])
+def test_an_inserted_layer_starts_as_an_identity_so_the_child_is_relu_of_the_parent(spec, stride, affine):
+    # Section 3.2 item 3 and the authors' operations.py (`ConvOp.init_from`, `SepConv.make_identity`):
+    # the new layer's depthwise kernel is a centred 1, its pointwise conv the identity, its BN reset. It
+    # still begins with a ReLU, so the child is ReLU of the parent ("strictly speaking not" a morphism);
+    # in eval mode its BN, at its initial statistics, only divides by sqrt(1 + eps).
+    parent = _trained(spec, stride, affine=affine)
+    result = morph("insert_layer", spec, parent)
+    child, new = result.module, result.module[-1]
+    assert not result.exact and len(child) == len(parent) + 1
+    bn = new[3]
+    assert torch.equal(bn.running_mean, torch.zeros(6)) and torch.equal(bn.running_var, torch.ones(6))
+    parent.eval()
+    child.eval()
+    x = torch.randn(3, 6, 10, 10)
+    with torch.no_grad():
+        expected = F.relu(parent(x)) / math.sqrt(1 + bn.eps)
+        assert torch.allclose(child(x), expected, atol=1e-6, rtol=1e-5)
+    assert all(p.requires_grad for p in child.parameters())  # the new layer trains like any other
 
 
 def test_morphism_details_grow_centre_widen_leading_insert_back():
@@ -230,6 +256,56 @@ def test_learning_rate_restarts_every_cycle_above_the_floor(params_file):
 def test_cpu_batch_size_stays_at_bmin(tiny):
     s, net, policy = tiny()
     assert all(policy.batch_size(step, torch.device("cpu")) == s["bmin"] for step in range(1, 30))
+
+
+class _FakeCudaMemory:
+    """torch.cuda's memory counters on a device of `total` bytes: `resident` bytes stay allocated between
+    steps, and a step of b images peaks at resident + b * (bytes an image, drawn afresh every step)."""
+
+    def __init__(self, monkeypatch, total, resident, per_image):
+        self.total, self.resident, self.per_image = total, resident, per_image
+        self.peak = resident
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: self.resident)
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (self.total - self.peak, self.total))
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: setattr(self, "peak", self.resident))
+
+    def step(self, batch: int) -> None:
+        self.peak = max(self.peak, self.resident + batch * self.per_image())
+
+
+@pytest.mark.parametrize("per_image_gib", [(0.001, 0.001), (0.015, 0.06)], ids=["roomy", "noisy"])
+def test_batch_size_only_grows_at_most_doubling_every_check(tiny, monkeypatch, per_image_gib):
+    # Section 3.3 and the authors' train_search.py: every five steps the batch may grow (there at most
+    # to twice its size), and it returns to bmin only when a cycle begins. Within a cycle the supernet
+    # does not change, so a smaller estimate is noise in the measured peak, not a reason to shrink.
+    s, net, policy = tiny("darts-like", ["search.pr-darts.bmin=24", "search.pr-darts.bmult=8", "search.pr-darts.bmax=128"])
+    gib, cuda = 2 ** 30, torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    low, high = per_image_gib
+    memory = _FakeCudaMemory(monkeypatch, 4 * gib, 1 * gib,
+                             lambda: (low + (high - low) * float(torch.rand((), generator=gen))) * gib)
+    every, grew = s["check_every"], 0
+    for epoch in range(1, policy.ends[1] + 1):  # two cycles
+        policy.begin_epoch(epoch)
+        previous = None
+        for step in range(1, 31):
+            b = policy.batch_size(step, cuda)
+            assert s["bmin"] <= b <= s["bmax"] and (b - s["bmin"]) % s["bmult"] == 0
+            if step == 1 and policy.cycle_epoch == 1:
+                assert b == s["bmin"]  # a new cycle starts small
+            elif previous is not None and b != previous:
+                assert b > previous, (epoch, step, previous, b)  # never shrinks within a cycle
+                assert b <= 2 * previous  # at most doubles per check
+                assert step % every == 1  # only after `check_every` steps at the old size
+                grew += 1
+            memory.step(b)
+            previous = b
+    assert grew >= 2  # there was room, and it was used
+    if low == high:  # a steady per-image cost: it doubles from bmin until bmax, check by check
+        policy.begin_epoch(1)
+        sizes = [policy.batch_size(step, cuda) for step in range(1, 17) if not memory.step(policy.batch)]
+        assert sizes[::every] == [24, 48, 96, 128]
 
 
 def _end_cycle(policy, net, alpha=None):
