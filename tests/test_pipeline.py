@@ -137,6 +137,27 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
 def test_a_second_invocation_does_nothing(pipeline):
     res = _snakemake(pipeline, "-n", "results/table1.csv")
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+    res = _snakemake(pipeline, "-n")  # `rule all` is the default target: the same tables
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_every_search_and_training_has_a_benchmark_record(pipeline):
+    logs = pipeline / "logs" / "benchmarks"
+    for method in _methods(pipeline):
+        record = pd.read_csv(logs / "search" / method / "seed0.tsv", sep="\t")
+        assert len(record) == 1 and record["s"].iloc[0] > 0 and "max_rss" in record
+    trained = sorted(logs.glob("train/*/*/seed*.tsv"))
+    assert len(trained) == len(list((pipeline / "results" / "train").glob("*/*/seed*/metrics.json")))
+
+
+def test_snakemake_report_holds_the_tables_and_figures(pipeline):
+    res = _snakemake(pipeline, "--report", "report.zip", "results/table1.csv", timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    import zipfile
+
+    names = zipfile.ZipFile(pipeline / "report.zip").namelist()
+    for shown in ("table1.csv", "consistency.csv", "pareto.png", "search_curves.png"):
+        assert any(n.endswith(shown) for n in names), (shown, names[:20])
 
 
 def _dry_run(pipeline, *config, target="results/table1.csv"):

@@ -10,14 +10,6 @@ rule prepare_data:
         "{NASFLOW} data prepare {wildcards.dataset} {SETTINGS} > {log} 2>&1"
 
 
-def datasets_used():
-    from nasflow.jobs import method_settings
-
-    names = [method_settings(PARAMS, m)["dataset"] for m in PARAMS["search"]["methods"]]
-    names += [PARAMS["train"]["dataset"], *PARAMS["train"]["transfer"]["datasets"]]
-    return list(dict.fromkeys(names))
-
-
 rule all_data:
     input:
         [f"{DATA_ROOT}/{name}.npz" for name in datasets_used()],

@@ -2,6 +2,13 @@
 REPORT = ["table1", "table2", "table3", "pareto", "consistency"]
 
 
+rule all:
+    """`snakemake --cores all` with no target: the tables and figures, and so every job behind them."""
+    default_target: True
+    input:
+        [f"results/{t}.csv" for t in REPORT],
+
+
 rule consistency:
     """EnTranNAS Table 1 for any search: its super-net against the derived child on the validation data."""
     input:
@@ -9,7 +16,7 @@ rule consistency:
     output:
         "results/consistency/{method}/seed{seed}.json",
     params:
-        search="results/search/{method}/seed{seed}",
+        search=lambda w, input: os.path.dirname(input.summary),
         inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
     log:
         "logs/consistency/{method}/seed{seed}.log",
@@ -27,9 +34,11 @@ rule report:
         searches=[f"{plan.search_dir(m, s)}/search.json" for m, s in plan.searches(PARAMS)],
         consistency=[plan.consistency_file(m, s) for m, s in plan.consistency_searches(PARAMS)],
     output:
-        [f"results/{t}.{ext}" for t in REPORT for ext in ("csv", "md")],
-        "results/figures/pareto.png",
-        "results/figures/search_curves.png",
+        # `snakemake --report report.html` shows the tables and figures with these captions
+        [report(f"results/{t}.csv", caption=f"../report/{t}.rst", category="Tables") for t in REPORT],
+        [f"results/{t}.md" for t in REPORT],
+        report("results/figures/pareto.png", caption="../report/pareto_figure.rst", category="Figures"),
+        report("results/figures/search_curves.png", caption="../report/search_curves.rst", category="Figures"),
     params:
         # the tables describe each method's settings and read the seeds and transfer lists
         inputs=jobs.as_rule_params({"search": PARAMS["search"], "train": PARAMS["train"]}),

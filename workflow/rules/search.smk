@@ -11,10 +11,12 @@ checkpoint search:
         genotype="results/search/{method}/seed{seed}/genotype.json",
         summary="results/search/{method}/seed{seed}/search.json",
     params:
-        out="results/search/{method}/seed{seed}",
+        out=lambda w, output: os.path.dirname(output.summary),
         inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
     log:
         "logs/search/{method}/seed{seed}.log",
+    benchmark:  # wall time and peak memory of each search (its checkpoint's seconds count search work only)
+        "logs/benchmarks/search/{method}/seed{seed}.tsv"
     threads: 1
     resources:
         gpu=1,
