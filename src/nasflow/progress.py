@@ -1,4 +1,5 @@
-"""Progress of long verbs: a bar redrawn in place on a terminal, plain lines in logs."""
+"""Progress of long verbs: tqdm's bar on a terminal (it fits the terminal's width, redrawn in place),
+plain lines in logs (a job's log must stay readable, so no carriage returns there)."""
 from __future__ import annotations
 
 import sys
@@ -20,32 +21,48 @@ class Progress:
         self.mode, self.label, self.total_epochs = mode, label, total_epochs
         self.line_every, self.last_line = line_every, 0.0
         self.started = time.perf_counter()
+        self.bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            # dynamic_ncols: the width is read again at each redraw and the line is cut to it, so the
+            # redraws never wrap and stack up; the details go last, where a narrow pane cuts them
+            self.bar = tqdm(total=total_epochs, desc=label, file=self.stream, dynamic_ncols=True, leave=False,
+                            bar_format="{percentage:3.0f}%|{bar:12}| {elapsed}<{remaining} {desc}")
 
     def step(self, epoch: int, step: int, steps: int, **fields) -> None:
         """Within an epoch: redraw the bar, or a plain line at most every `line_every` seconds."""
         if self.mode == "none":
             return
-        now = time.perf_counter()
-        done = (epoch - 1 + step / max(1, steps)) / self.total_epochs
-        elapsed = now - self.started
-        left = elapsed / done * (1 - done) if done > 0 else 0.0
         extra = " ".join(f"{k} {v}" for k, v in fields.items())
-        text = (f"{self.label} epoch {epoch}/{self.total_epochs} step {step}/{steps} {extra} "
-                f"elapsed {_clock(elapsed)} left ~{_clock(left)}")
-        if self.mode == "bar":
-            width = 24
-            filled = int(width * done)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K")
-            self.stream.flush()
-        elif now - self.last_line >= self.line_every:
+        if self.bar is not None:
+            self.bar.n = epoch - 1 + step / max(1, steps)
+            self.bar.set_description_str(f"{self.label} epoch {epoch}/{self.total_epochs} step {step}/{steps} {extra}",
+                                         refresh=False)
+            self.bar.refresh()
+            return
+        now = time.perf_counter()
+        if now - self.last_line >= self.line_every:
+            done = (epoch - 1 + step / max(1, steps)) / self.total_epochs
+            elapsed = now - self.started
+            left = elapsed / done * (1 - done) if done > 0 else 0.0
             self.last_line = now
-            print(text, file=self.stream, flush=True)
+            print(f"{self.label} epoch {epoch}/{self.total_epochs} step {step}/{steps} {extra} "
+                  f"elapsed {_clock(elapsed)} left ~{_clock(left)}", file=self.stream, flush=True)
 
     def epoch_done(self, epoch: int, **fields) -> None:
         if self.mode == "none":
             return
-        if self.mode == "bar":
-            self.stream.write("\r\033[K")
         extra = " ".join(f"{k} {v}" for k, v in fields.items())
-        print(f"{self.label} epoch {epoch}/{self.total_epochs} done {extra} "
-              f"elapsed {_clock(time.perf_counter() - self.started)}", file=self.stream, flush=True)
+        line = (f"{self.label} epoch {epoch}/{self.total_epochs} done {extra} "
+                f"elapsed {_clock(time.perf_counter() - self.started)}")
+        if self.bar is not None:
+            self.bar.n = epoch
+            self.bar.write(line, file=self.stream)  # above the bar, which is redrawn below it
+            return
+        print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -201,6 +201,7 @@ class RandomPruneRun:
                 tracker.log_metrics({k: v for k, v in row.items() if k != "candidate"}, step=index)
                 progress.epoch_done(index + 1, macs=f"{row['macs_M']:.1f}M", val_error=f"{row['val_error']:.1f}%",
                                     seconds=f"{row['seconds']:.1f}")
+            progress.close()
             return self._finish(rows, seconds, tracker)
 
     def _finish(self, rows: list[dict], seconds: float, tracker) -> dict:

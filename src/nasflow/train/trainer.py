@@ -237,6 +237,7 @@ class TrainRun:
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=self.epoch)
             progress.epoch_done(self.epoch, top1_error=f"{row['top1_error']:.2f}%",
                                 rate=f"{row['images_per_second']:.0f} img/s")
+        progress.close()
 
     def _finish(self) -> dict:
         r, last = self.r, self.history[-1]
