@@ -150,6 +150,9 @@ def cmd_consistency_supernet(args) -> None:
     from nasflow.search.consistency import supernet_vs_child
 
     r = supernet_vs_child(_params(args), args.method, args.seed, args.search_dir, args.out)
+    if r["supernet_error"] is None:
+        print(f"{args.method} seed {args.seed} (epoch {r['epoch']}): {r['note']} -> {args.out}")
+        return
     print(f"{args.method} seed {args.seed} (epoch {r['epoch']}, {r['images']} validation images): super-net "
           f"{r['supernet_error']:.2f}% error, child {r['child_error']:.2f}%, gap {r['error_gap']:.2f} -> {args.out}")
 
