@@ -342,13 +342,16 @@ def test_a_one_level_search_never_reads_the_test_set(smoke_params, tmp_path, mon
     assert not any(bytes(x.numpy().tobytes()) in flat_train for x in val_x)  # disjoint parts of the training set
 
 
-def test_one_level_consistency_row_says_why_it_is_empty(smoke_params, tmp_path):
-    from nasflow.search.consistency import supernet_vs_child
+def test_one_level_consistency_row_says_why_it_is_empty(smoke_params, tmp_path, capsys):
+    from nasflow.cli import main
 
-    run = _tiny_one_level(smoke_params, tmp_path)
-    run.run()
-    found = supernet_vs_child(run.params, "gold-nas", 0, tmp_path / "out", tmp_path / "c.json")
+    _tiny_one_level(smoke_params, tmp_path).run()
+    out = tmp_path / "c.json"
+    assert main(["consistency", "supernet", "--method", "gold-nas", "--params", str(smoke_params), "--set",
+                 "search.gold-nas.epochs=1", "--search-dir", str(tmp_path / "out"), "--out", str(out)]) == 0
+    found = json.loads(out.read_text())
     assert found["supernet_error"] is None and "val_fraction is 0" in found["note"]
+    assert "val_fraction is 0" in capsys.readouterr().out
 
 
 def test_full_size_space_macs():
