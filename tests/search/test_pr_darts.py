@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import SHARED_DATASETS
 from nasflow.errors import NasflowError
 from nasflow.search.engine import SearchRun, method_settings
-from nasflow.search.pr_darts import PrDarts, fitting_batch_size, pool_similarity, similarity
+from nasflow.search.pr_darts import PrDarts, fitting_batch_size, grown_batch_size, pool_similarity, similarity
 from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
@@ -182,6 +182,11 @@ def test_batch_size_is_linear_in_memory_and_bounded():
     assert fitting_batch_size(24, 1 * gib, 1.1 * gib, 80 * gib, s) == 128  # capped at bmax
     assert fitting_batch_size(80, 1 * gib, 9.9 * gib, 10 * gib, s) == 72   # over 95 %: shrinks to fit
     assert fitting_batch_size(24, 9.9 * gib, 10 * gib, 10 * gib, s) == 24  # no room at all
+    # What the policy takes of it: growth only, to at most twice the batch (the authors' train_search.py).
+    assert grown_batch_size(24, 80, s) == 48 and grown_batch_size(48, 80, s) == 80
+    assert grown_batch_size(80, 72, s) == 80  # never shrinks
+    odd = {**s, "bmin": 20}
+    assert grown_batch_size(20, 128, odd) == 36  # 20 + n * 8 within 40
 
 
 # ---- the policy on a small supernet --------------------------------------------------------------------
@@ -211,7 +216,10 @@ def test_settings_follow_table_1_and_section_4_1(params_file):
     assert [c["candidates"] for c in cycles] == [6, 6, 6, 6, 6, 4, 3, 2, 1]
     assert s["epochs"] == 100 and s["batch_size"] == s["bmin"]
     assert (s["w_lr"], s["w_lr_min"], s["a_lr"], s["a_betas"], s["a_weight_decay"]) == (0.025, 0.01, 6e-4, [0.5, 0.999], 1e-3)
-    assert s["cell_output"] == "mean" and s["channels"] == 16 and s["layers"] == 8
+    assert s["channels"] == 16 and s["layers"] == 8
+    # 3.1's text says the cells output the mean of their nodes; the authors' model_search.py concatenates,
+    # and the published cells were found so: the code is followed, the mean stays a setting.
+    assert s["cell_output"] == "concat" and s["a_grad_clip"] == 5.0
     assert [parse_op(o).label() for o in s["ops"]] == ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv3x3[]"]
 
 
@@ -304,7 +312,10 @@ def test_batch_size_only_grows_at_most_doubling_every_check(tiny, monkeypatch, p
     assert grew >= 2  # there was room, and it was used
     if low == high:  # a steady per-image cost: it doubles from bmin until bmax, check by check
         policy.begin_epoch(1)
-        sizes = [policy.batch_size(step, cuda) for step in range(1, 17) if not memory.step(policy.batch)]
+        sizes = []
+        for step in range(1, 3 * every + 2):
+            sizes.append(policy.batch_size(step, cuda))
+            memory.step(sizes[-1])
         assert sizes[::every] == [24, 48, 96, 128]
 
 
@@ -400,11 +411,68 @@ def test_draw_falls_back_to_a_pruned_child_only_when_nothing_is_new(tiny):
     assert policy._draw_child(pool, [0], torch.ones(1), everything, everything, gen) is None
 
 
-def test_resume_rebuilds_changed_pools_before_loading(tiny):
+def test_each_cycle_starts_with_a_fresh_weight_optimizer(params_file, tmp_path):
+    # The authors' train_search.py builds a new SGD for every cycle: the momentum a kept op gathered in
+    # one cycle does not carry into the next, whose pools and alpha are new. Within a cycle it stays.
+    from nasflow.data.loader import Batches
+    from nasflow.progress import Progress
+
+    params = load_params(params_file, "smoke", ["runtime.progress=none"])
+    run = SearchRun(params, "pr-darts", 0, tmp_path / "out", track_runs=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 32)
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+    run.train_batches = Batches(x[:16], y[:16], 8, mean, std, True, run.device, drop_last=True)
+    run.arch_batches = Batches(x[16:], y[16:], 8, mean, std, True, run.device, drop_last=True)
+    run.n_classes = 10
+    run._build()
+    run._optimizers()
+    s, policy, progress = run.s, run.policy, Progress("test", run.s["epochs"], "none")
+    end = policy.ends[0]
+    for epoch in range(1, end + 1):
+        run.epoch = epoch
+        policy.begin_epoch(epoch)
+        w_opt = run.w_opt
+        run._train_epoch(progress)
+        if epoch < end:  # within the cycle: the same optimizer, its momentum kept
+            assert run.w_opt is w_opt and len(run.w_opt.state) == len(run.net.weight_parameters())
+    assert policy.log and policy.log[-1]["cycle"] == 1  # the cycle ended: pools pruned and replaced
+    assert run.w_opt is not w_opt and len(run.w_opt.state) == 0 and len(run.a_opt.state) == 0
+    group = run.w_opt.param_groups[0]
+    assert (group["momentum"], group["weight_decay"]) == (s["w_momentum"], s["w_weight_decay"])
+    assert group["params"] == run.net.weight_parameters()
+
+
+def test_alpha_gradients_are_clipped(tiny):
+    # The authors' train_search.py clips the architecture gradients (jointly, normal and reduce) at the
+    # weights' norm, 5, before Adam's step; the direction is kept.
     s, net, policy = tiny()
+    assert s["a_grad_clip"] == 5.0
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        for g in net.groups.values():
+            g.alpha.copy_(torch.randn(g.alpha.shape, generator=torch.Generator().manual_seed(0)))
+
+    def grads(scale):
+        policy.arch_loss = lambda net, x, y: scale * PrDarts.arch_loss(policy, net, x, y)
+        for p in net.arch_parameters():
+            p.grad = None
+        net.eval()  # the same function for both calls
+        policy.arch_gradients(net, None, (x, y), None)
+        return torch.cat([p.grad.flatten() for p in net.arch_parameters()])
+
+    small, large = grads(1e-3), grads(1e4)
+    assert 0 < float(small.norm()) < s["a_grad_clip"]
+    assert float(large.norm()) == pytest.approx(s["a_grad_clip"], rel=1e-4)  # would be about 1e7 times small's
+    assert torch.allclose(large / large.norm(), small / small.norm(), atol=1e-4)
+
+
+@pytest.mark.parametrize("cell_output", ["concat", "mean"])  # the authors' code, 3.1's text
+def test_resume_rebuilds_changed_pools_before_loading(tiny, cell_output):
+    s, net, policy = tiny("darts-like", [f"search.pr-darts.cell_output={cell_output}"])
     _end_cycle(policy, net, lambda g: torch.randn(g.alpha.shape, generator=torch.Generator().manual_seed(1)))
     state = copy.deepcopy(net.state_dict())
-    build = lambda: Supernet(SpaceConfig(ops=list(s["ops"]), channels=4, layers=3, cell_output="mean"))
+    build = lambda: Supernet(SpaceConfig(ops=list(s["ops"]), channels=4, layers=3, cell_output=s["cell_output"]))
     with pytest.raises(RuntimeError):
         build().load_state_dict(state)  # the initial pools do not fit
     fresh = build()
@@ -488,7 +556,7 @@ def test_resumed_search_ends_like_an_uninterrupted_one(tiny_search, smoke_params
                                             ("PR_DARTS_UR", 5.4)])
 def test_zoo_cells_count_as_published_with_concatenated_outputs(name, published):
     # Section 4.1: retrained "identical to DARTS", 36 channels and 20 cells. The published sizes hold with
-    # concatenated node outputs; with the search's mean the networks are about 1 M smaller.
+    # concatenated node outputs; with 3.1's mean outputs the networks are about 1 M smaller.
     genotype = zoo_genotype(name)
     assert genotype.cell_output == "concat"
     assert any(e.op.parametric and e.op.c_mul != (1,) for cell in genotype.cells for node in cell.nodes for e in node) \

@@ -319,7 +319,7 @@ class SearchRun:
             progress.step(self.epoch, step, steps, alive=net.alive_candidates()[0], loss=f"{loss_sum / seen:.3f}")
         self._apply_prunes(policy.prune_after_epoch(net))
         if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
-            self.w_opt = rebuild_optimizer(self.w_opt, net.weight_parameters())
+            self.w_opt = policy.rebuild_weight_optimizer(self.w_opt, net.weight_parameters())
             self.a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
 

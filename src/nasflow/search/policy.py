@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nasflow.search.supernet import ArchGroup, Supernet
+from nasflow.search.supernet import ArchGroup, Supernet, rebuild_optimizer
 from nasflow.train.schedules import cosine
 
 Prune = tuple[str, int, int]  # (group, edge, slot)
@@ -67,8 +67,14 @@ class SearchPolicy:
 
     def end_epoch(self, net: Supernet) -> bool:
         """After the epoch's pruning (GOLD-NAS updates lambda and records Pareto points here). True when
-        the supernet's parameters changed (PR-DARTS's new pools): the engine rebuilds both optimizers."""
+        the supernet's parameters changed (PR-DARTS's new pools): the engine rebuilds both optimizers,
+        the weights' with `rebuild_weight_optimizer`, alpha's with `make_arch_optimizer`."""
         return False
+
+    def rebuild_weight_optimizer(self, old: torch.optim.Optimizer, params: list) -> torch.optim.Optimizer:
+        """The weight optimizer after `end_epoch` changed the supernet: by default the surviving
+        parameters keep their state (momentum); PR-DARTS starts every cycle afresh."""
+        return rebuild_optimizer(old, params)
 
     def arch_parameters(self, net: Supernet) -> list:
         """What the architecture optimizer steps (EnTranNAS-DST adds its thresholds to the alphas)."""

@@ -13,17 +13,25 @@ trained), then trains alpha and the weights bi-level as DARTS, first order. At i
 2. replace: draw `morphisms` parents by softmax over the survivors' alpha, morph each with a morphism
    drawn uniformly from those its space allows (`space/morphisms.py`, Table 2); a child that is or
    was in this edge's pool is redrawn, and accepted again only when `max_draws` draws found nothing new;
-3. children inherit their parents' weights (every cell of the group morphs its own module), kept
-   ops keep theirs, and alpha is reset to zeros.
+3. children inherit their parents' weights (every cell of the group morphs its own module; a layer the
+   parent lacks starts as an identity, as the authors' operations.py does), kept ops keep theirs, and
+   alpha is reset to zeros.
 
 Schedule (4.1). The weights' learning rate is annealed by cosine from w_lr to w_lr_min (0.01) within
-each cycle and restarts at w_lr with the next. Alpha: Adam, 6e-4, betas (0.5, 0.999), wd 1e-3. Cells
-output the mean of their nodes (3.1).
+each cycle and restarts at w_lr with the next; every cycle starts a fresh SGD, no momentum carried over
+(the authors' train_search.py builds one per cycle; the paper says nothing of it). Alpha: Adam, 6e-4,
+betas (0.5, 0.999), wd 1e-3, a fresh one per cycle as well, its gradient clipped at norm `a_grad_clip`
+(5, the authors' train_search.py; the paper names no clipping).
+
+Cell output (3.1). The paper's text says the search's cells output the mean of their nodes; the authors'
+model_search.py concatenates them, and the published cells were found with that supernet. `cell_output`
+follows the code (concat); `mean` follows the text.
 
 Batch size (3.3). Reset to bmin at every cycle; on CUDA, every `check_every` steps, the peak memory of
 the last steps gives the memory per image (above what stays allocated between steps), and the batch
-becomes the largest bmin + n * bmult <= bmax expected to stay under `threshold` of the device's
-memory. On the CPU it stays at bmin.
+grows towards the largest bmin + n * bmult <= bmax expected to stay under `threshold` of the device's
+memory: at most to twice its size per check, and it never shrinks within a cycle (the authors'
+train_search.py). On the CPU it stays at bmin.
 
 Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity (two ops of different
 types (identity, pool, conv) are 0 alike; otherwise (1 + k) / (1 + n) for k of their n configuration
@@ -107,6 +115,15 @@ def fitting_batch_size(current: int, resident: float, peak: float, total: float,
     return int(min(max(s["bmin"] + max(n, 0) * s["bmult"], s["bmin"]), s["bmax"]))
 
 
+def grown_batch_size(current: int, fitting: int, s: dict) -> int:
+    """The batch after a check: `fitting` where it is larger than `current`, but at most the largest
+    bmin + n * bmult within twice `current` (3.3 "we try to increase the batch size"; the authors'
+    train_search.py grows it to at most twice its size and never lowers it). Within a cycle the supernet
+    does not change, so a lower estimate is noise in the measured peak, not a reason to shrink."""
+    doubled = s["bmin"] + (2 * current - s["bmin"]) // s["bmult"] * s["bmult"]
+    return max(current, min(fitting, doubled))
+
+
 # ---- the policy ------------------------------------------------------------------------------------------
 
 class PrDarts(SearchPolicy):
@@ -175,7 +192,7 @@ class PrDarts(SearchPolicy):
             peak = torch.cuda.max_memory_allocated(device)
             resident = torch.cuda.memory_allocated(device)
             total = torch.cuda.mem_get_info(device)[1]
-            self.batch = fitting_batch_size(self.batch, resident, peak, total, s)
+            self.batch = grown_batch_size(self.batch, fitting_batch_size(self.batch, resident, peak, total, s), s)
             self._reset_peak(device)
         return self.batch
 
@@ -183,6 +200,19 @@ class PrDarts(SearchPolicy):
     def _reset_peak(device) -> None:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+
+    # ---- optimizers ----------------------------------------------------------------------------------------
+    def rebuild_weight_optimizer(self, old, params):
+        """A fresh optimizer, no momentum carried over: the authors' train_search.py builds a new SGD for
+        every cycle, whose pools and alpha are new too."""
+        return type(old)(params, **{k: v for k, v in old.param_groups[0].items() if k != "params"})
+
+    def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
+        """First order, as DARTS; the gradient of all alphas together clipped at `a_grad_clip` before
+        Adam's step, as the authors' train_search.py does (there at the weights' clip norm, 5)."""
+        loss = super().arch_gradients(net, train_batch, val_batch, w_opt)
+        torch.nn.utils.clip_grad_norm_(self.arch_parameters(net), self.s["a_grad_clip"])
+        return loss
 
     # ---- prune and replace -------------------------------------------------------------------------------
     def end_epoch(self, net: Supernet) -> bool:

@@ -7,8 +7,11 @@ child module of a neighbouring configuration that inherits the parent's weights:
 - `grow_kernel`     k -> k + 2, the old kernel in the centre of a zero kernel: a true morphism;
 - `widen`           the smallest expansion (the leading one on ties) + 1; the weights that read the new
                     channels start at zero: a true morphism;
-- `insert_layer`    a new last layer of expansion 1 (c_mul + [1]); it has a ReLU and a BN, so it is not
-                    function preserving (3.2, item 3);
+- `insert_layer`    a new last layer of expansion 1 (c_mul + [1]), initialised as an identity (depthwise
+                    kernel a centred 1, pointwise conv the identity, BN reset), as the authors'
+                    operations.py does (`ConvOp.init_from`, `SepConv.make_identity`). It still begins
+                    with a ReLU, so the child computes ReLU of the parent's output (in eval mode, divided
+                    by the new BN's sqrt(1 + eps)): not function preserving (3.2, item 3);
 - `shrink_kernel`   k -> k - 2, the centre of the old kernel (item 4);
 - `raise_dilation`, `lower_dilation`  dil +- 1 on the same weights (items 5, 6).
 
@@ -116,12 +119,26 @@ def _copy_bn(old: nn.BatchNorm2d, new: nn.BatchNorm2d) -> None:
         new.bias[:c] = old.bias[:c]
 
 
+@torch.no_grad()
+def _make_identity(layer: nn.Sequential) -> None:
+    """A separable layer (ReLU, depthwise, pointwise, BN) that passes ReLU of its input on. Random weights
+    would make the child compute something unrelated to its parent (the authors' `make_identity`)."""
+    _, depthwise, pointwise, bn = layer
+    k_h, k_w = depthwise.kernel_size
+    depthwise.weight.zero_()[:, :, k_h // 2, k_w // 2] = 1.0  # centre tap: any dilation reads the same pixel
+    nn.init.dirac_(pointwise.weight)  # c -> c: an inserted layer has expansion 1
+    bn.reset_parameters()  # running statistics 0 / 1, affine weight 1 / bias 0
+
+
 def inherit(parent: ParamConv, child: ParamConv) -> None:
-    """Layer i of the child takes what it can of layer i of the parent; added layers stay fresh."""
+    """Layer i of the child takes what it can of layer i of the parent; a layer the parent lacks (only
+    `insert_layer` adds one, at the back) starts as an identity."""
     for old, new in zip(parent, child):
         _copy_kernel(old[1].weight, new[1].weight)
         _copy_pointwise(old[2].weight, new[2].weight)
         _copy_bn(old[3], new[3])
+    for new in list(child)[len(parent):]:
+        _make_identity(new)
 
 
 def morph(kind: str, spec: OpSpec, module: nn.Module) -> Morph:

@@ -53,7 +53,8 @@ register(
     columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_pruned", "n_morphed", "n_exact", "similarity_normal",
              "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
     schema=yaml.safe_load("""
-required: [derived_cell_output, space, spaces, cycles, max_draws, bmin, bmult, bmax, threshold, check_every]
+required: [derived_cell_output, a_grad_clip, space, spaces, cycles, max_draws, bmin, bmult, bmax, threshold,
+           check_every]
 properties:
   ops:
     type: array
@@ -62,7 +63,11 @@ properties:
     description: "the first pool of every edge: names, or a parametric {op: conv, k, dil, c_mul}"
   derived_cell_output:
     enum: [concat, mean, conv1x1]
-    description: the cell output written into the derived genotype (the search's is cell_output)
+    description: the cell output written into the derived genotype (the search's own is cell_output)
+  a_grad_clip:
+    type: number
+    exclusiveMinimum: 0
+    description: norm at which the gradient of all alphas together is clipped before Adam's step (the authors' code)
   space:
     type: string
     description: the morphism limits in force, a name under spaces (darts-like, depth-restricted, unrestricted)
