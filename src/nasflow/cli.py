@@ -147,9 +147,17 @@ def cmd_train(args) -> None:
 
 
 def cmd_consistency_supernet(args) -> None:
+    from nasflow import track
     from nasflow.search.consistency import supernet_vs_child
 
-    r = supernet_vs_child(_params(args), args.method, args.seed, args.search_dir, args.out)
+    params = _params(args)
+    tracker = track.start_run(params, f"consistency-{args.method}-s{args.seed}",
+                              tags={"stage": "consistency", "method": args.method, "seed": args.seed},
+                              logged_params={"method": args.method, "seed": args.seed}, enabled=not args.no_track)
+    with track.finishing(tracker):
+        r = supernet_vs_child(params, args.method, args.seed, args.search_dir, args.out)
+        tracker.log_metrics({k: r[k] for k in ("supernet_error", "child_error", "error_gap") if r[k] is not None})
+        tracker.log_artifact(args.out)
     if r["supernet_error"] is None:
         print(f"{args.method} seed {args.seed} (epoch {r['epoch']}): {r['note']} -> {args.out}")
         return
@@ -169,14 +177,21 @@ def cmd_report(args) -> None:
     from nasflow.report.figures import build_figures
     from nasflow.report.tables import build_tables, write_tables
 
+    from nasflow import track
+
     params = _params(args)
-    try:
-        tables = build_tables(params, args.root)
-    except FileNotFoundError as exc:
-        raise NasflowError(f"a result file is missing: {exc.filename} (run the pipeline first: "
-                           "snakemake --cores all results/table1.csv)") from None
-    written = write_tables(tables, args.out)
-    written += build_figures(params, tables, args.root, Path(args.out) / "figures")
+    tracker = track.start_run(params, "report", tags={"stage": "report"}, logged_params={"root": args.root},
+                              enabled=not args.no_track)
+    with track.finishing(tracker):
+        try:
+            tables = build_tables(params, args.root)
+        except FileNotFoundError as exc:
+            raise NasflowError(f"a result file is missing: {exc.filename} (run the pipeline first: "
+                               "snakemake --cores all results/table1.csv)") from None
+        written = write_tables(tables, args.out)
+        written += build_figures(params, tables, args.root, Path(args.out) / "figures")
+        for path in written:
+            tracker.log_artifact(path)
     print(f"{len(written)} files written under {args.out}")
 
 
@@ -283,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", required=True)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--search-dir", required=True, help="the search's output directory (holds checkpoint.pt)")
+    q.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(q, out=True)
     q.set_defaults(func=cmd_consistency_supernet)
     q = cons.add_parser("kendall", help="Kendall's tau between super-net and retrained errors over searched cells")
@@ -294,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
     p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")
+    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(p, out=True)
     p.set_defaults(func=cmd_report)
 

@@ -2,11 +2,13 @@
 with torch only) runs with `--no-track` or `tracking.enabled: false` and loses nothing but the run.
 
 The default store is `sqlite:///mlflow.db` beside params.yaml; `MLFLOW_TRACKING_URI` overrides it.
-A job started by the pipeline nests its run under the pipeline's run (NASFLOW_PARENT_RUN_ID)."""
+A job started by the pipeline nests its run under the pipeline's run (NASFLOW_PARENT_RUN_ID). Every run
+carries the git commit of the nasflow source that ran it and the settings profile."""
 from __future__ import annotations
 
 import math
 import os
+import subprocess
 from pathlib import Path
 
 from nasflow.errors import NasflowError
@@ -21,6 +23,26 @@ def tracking_uri(params) -> str:
     return f"sqlite:///{params.base_dir / 'mlflow.db'}"
 
 
+def source_commit(params) -> str | None:
+    """The git commit of the nasflow source that runs (the checkout of an editable install), else of the
+    project directory; None outside git. MLflow's own guess reads the entry point, which sits in the
+    ignored .venv, so it finds none."""
+    for where in (Path(__file__).resolve().parents[2], params.base_dir):
+        try:
+            found = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                   timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if found.returncode == 0:
+            return found.stdout.strip()
+    return None
+
+
+def _standard_tags(params) -> dict:
+    commit = source_commit(params)
+    return {"profile": str(params.profile), **({"mlflow.source.git.commit": commit} if commit else {})}
+
+
 class NullRun:
     """Tracking switched off: the same calls, no effect."""
 
@@ -33,6 +55,9 @@ class NullRun:
         pass
 
     def set_tags(self, tags: dict) -> None:
+        pass
+
+    def log_model(self, model, input_example, extra_files=()) -> None:
         pass
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -55,6 +80,22 @@ class MlflowRun(NullRun):
 
     def set_tags(self, tags: dict) -> None:
         self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_model(self, model, input_example, extra_files=()) -> None:
+        """The network as an MLflow model (`mlflow.pytorch.load_model(f"runs:/{run_id}/model")`), with
+        nasflow's source inside it so it loads where nasflow is not installed. The requirements are given,
+        so logging does not start a subprocess per job to infer them."""
+        import mlflow.pytorch
+        import torch
+        import torchvision
+
+        import nasflow
+
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"torchvision=={torchvision.__version__.split('+')[0]}",
+                        f"mlflow=={self.mlflow.__version__}", "numpy", "pyyaml"]
+        mlflow.pytorch.log_model(model, name="model", input_example=input_example, pip_requirements=requirements,
+                                 code_paths=[str(Path(nasflow.__file__).parent)],
+                                 extra_files=[str(f) for f in extra_files])
 
     def finish(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)
@@ -86,7 +127,7 @@ def start_run(params, name: str, tags: dict, logged_params: dict, enabled: bool 
         run = mlflow.start_run(run_id=resume_run_id)
     else:
         run = mlflow.start_run(run_name=name, nested=bool(parent),
-                               tags={**({"mlflow.parentRunId": parent} if parent else {}),
+                               tags={**({"mlflow.parentRunId": parent} if parent else {}), **_standard_tags(params),
                                      **{k: str(v) for k, v in tags.items()}})
         flat = _flat("", logged_params, {})
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
@@ -104,19 +145,28 @@ def start_pipeline_run(params, targets: list[str]) -> str | None:
     mlflow.set_tracking_uri(tracking_uri(params))
     experiment = mlflow.set_experiment(params.get("tracking", {}).get("experiment", "nasflow"))
     run = MlflowClient().create_run(experiment.experiment_id, run_name=f"pipeline ({params.profile})",
-                                    tags={"stage": "pipeline", "profile": str(params.profile),
+                                    tags={"stage": "pipeline", **_standard_tags(params),
                                           "targets": " ".join(targets)[:5000]})
     return run.info.run_id
 
 
-def finish_pipeline_run(params, run_id: str | None, status: str) -> None:
+def finish_pipeline_run(params, run_id: str | None, status: str, results: Path | None = None) -> None:
+    """End the pipeline's run; after a success, log the tables (as MLflow tables, shown in the run's
+    artifacts and comparable across runs) and the figures of `results` on it."""
     if not run_id:
         return
     import mlflow
+    import pandas as pd
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri(params))
-    MlflowClient().set_terminated(run_id, status=status)
+    client = MlflowClient()
+    if status == "FINISHED" and results is not None and results.is_dir():
+        for table in sorted(results.glob("*.csv")):
+            mlflow.log_table(data=pd.read_csv(table), artifact_file=f"tables/{table.stem}.json", run_id=run_id)
+        if (results / "figures").is_dir():
+            client.log_artifacts(run_id, str(results / "figures"), "figures")
+    client.set_terminated(run_id, status=status)
 
 
 class finishing:

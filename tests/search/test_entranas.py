@@ -424,7 +424,7 @@ def test_tiny_search_builds_counts_and_measures_consistency(smoke_params, tmp_pa
         assert len(again.a_opt.state) == len(again.a_opt.param_groups[0]["params"])
 
     out = tmp_path / "consistency.json"
-    res = run_cli("consistency", "supernet", "--method", method, "--search-dir", tmp_path / "s", "--params",
+    res = run_cli("consistency", "supernet", "--no-track", "--method", method, "--search-dir", tmp_path / "s", "--params",
                   smoke_params, "--set", "runtime.progress=none", "--out", out)
     assert res.returncode == 0, res.stderr
     c = json.loads(out.read_text())

@@ -347,7 +347,7 @@ def test_one_level_consistency_row_says_why_it_is_empty(smoke_params, tmp_path, 
 
     _tiny_one_level(smoke_params, tmp_path).run()
     out = tmp_path / "c.json"
-    assert main(["consistency", "supernet", "--method", "gold-nas", "--params", str(smoke_params), "--set",
+    assert main(["consistency", "supernet", "--no-track", "--method", "gold-nas", "--params", str(smoke_params), "--set",
                  "search.gold-nas.epochs=1", "--search-dir", str(tmp_path / "out"), "--out", str(out)]) == 0
     found = json.loads(out.read_text())
     assert found["supernet_error"] is None and "val_fraction is 0" in found["note"]

@@ -125,3 +125,35 @@ def test_bench_train_prints_every_path_against_eager(cli):
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if "img/s" in line]
     assert len(lines) == 4 and "x1.00 vs eager" in lines[0]
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
+def test_the_logged_model_reproduces_the_logged_test_error(smoke_params, tmp_path):
+    """A training logs its network as an MLflow model: loaded back, it scores the run's test images
+    exactly as the run logged (same weights, same BatchNorm statistics)."""
+    import mlflow
+    import mlflow.pytorch
+
+    from nasflow.settings import load_params
+    from nasflow.train.trainer import TrainRun, topk_errors
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = load_params(smoke_params, None, ["train.recipes.tiny.epochs=1", "runtime.progress=none",
+                                              f"tracking.uri={uri}"])
+    try:  # the run sets MLflow's process-wide tracking URI (and exports it): put it back for later tests
+        metrics = TrainRun(params, "DARTS_V2", "cifar10", "tiny", 0, tmp_path / "run").run()
+        client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("nasflow").experiment_id])
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert run.data.metrics["final_top1_error"] == metrics["top1_error"]
+    assert run.data.tags["profile"] == "smoke" and len(run.data.tags["mlflow.source.git.commit"]) == 40
+    again = TrainRun(params, "DARTS_V2", "cifar10", "tiny", 0, tmp_path / "unused")
+    again._data()
+    wrong = seen = 0
+    with torch.no_grad():
+        for x, y in again.test_batches.epoch(None):
+            wrong += topk_errors(model(x), y)[0]
+            seen += len(y)
+    assert 100.0 * wrong / seen == pytest.approx(metrics["top1_error"], abs=1e-9)

@@ -197,3 +197,15 @@ def build_network(genotype: Genotype, style: str, **kwargs) -> nn.Module:
     if style == "imagenet":
         return NetworkImageNet(genotype, **kwargs)
     raise NasflowError(f"unknown network style {style!r} (cifar or imagenet)")
+
+
+class Logits(nn.Module):
+    """An evaluation network as a logged model: normalised images in, class logits out (the auxiliary
+    head is a training device and is left out)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)[0]

@@ -5,6 +5,7 @@ checkpointing every epoch; `--resume` continues a killed run to the same final w
 (batch order, augmentation and the RNG state all come back from the checkpoint or the seed)."""
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resol
 from nasflow.space.counting import count_network
 from nasflow.space.genotype import SEARCHED_ID
 from nasflow.space.genotype import Genotype, load_genotype
-from nasflow.space.network import build_network
+from nasflow.space.network import Logits, build_network
 from nasflow.train.distributed import Context
 from nasflow.train.schedules import drop_path_probability, learning_rate
 
@@ -256,4 +257,7 @@ class TrainRun:
                                   "params_M": counts["params_M"], "macs_M": counts["macs_M"]})
         for name in ("metrics.json", "history.csv", "genotype.json", "settings.json"):
             self.tracker.log_artifact(self.out / name)
+        x, _ = next(iter(self.test_batches.epoch(None)))
+        self.tracker.log_model(Logits(copy.deepcopy(self.net)).cpu().eval(), x[:2].float().cpu().numpy(),
+                               extra_files=[self.out / "genotype.json"])
         return metrics
