@@ -119,10 +119,16 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
     methods = _methods(pipeline)
-    # searches, retrainings, (one cell per method + DARTS_V2) x 2 transfer datasets
-    assert len(jobs) == len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2
+    # searches, retrainings, (one cell per method + DARTS_V2) x 2 transfer datasets, consistency, report
+    assert len(jobs) == len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2 + len(methods) + 1
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
+    assert (runs["tags.profile"] == "smoke").all() and runs["tags.mlflow.source.git.commit"].str.len().eq(40).all()
+    parent = parents["run_id"].iloc[0]
+    logged = {f.path for f in client.list_artifacts(parent, "tables")} | {f.path for f in client.list_artifacts(parent, "figures")}
+    assert {"tables/table1.json", "tables/consistency.json", "figures/pareto.png"} <= logged, logged
+    trainings = jobs[jobs["tags.stage"] == "train"]
+    assert all(any(f.path == "model" for f in client.list_artifacts(r)) for r in trainings["run_id"])
     searches = jobs[jobs["tags.stage"] == "search"]
     assert set(searches["tags.method"]) == set(methods)
     # a one-level search holds nothing out by default, so it logs no validation error (never the test set's)
@@ -130,8 +136,8 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     assert searches.loc[~one_level, "metrics.val_error"].notna().all()
     assert searches.loc[one_level, "metrics.val_error"].isna().all()
     # four jobs at a time wrote to one sqlite store: every epoch of every job is there
-    for _, run in jobs.iterrows():
-        stage = "search" if run["tags.stage"] == "search" else "train"
+    for _, run in jobs[jobs["tags.stage"].isin(["search", "train"])].iterrows():
+        stage = run["tags.stage"]
         folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
                   else pipeline / "results/train" / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
         epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
