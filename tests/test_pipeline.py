@@ -239,6 +239,14 @@ def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, t
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert (work / "dvc.lock").is_file()
     assert "up to date" in run("status").stdout
+    shown = run("metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert "darts" in json.dumps(json.loads(shown.stdout))  # results/metrics.json's per-method errors
+    assert "test_error_mean" in shown.stdout
+    plots = run("plots", "show", "-o", "dvc_plots")
+    assert plots.returncode == 0, plots.stderr
+    page = (work / "dvc_plots" / "index.html").read_text()
+    assert "macs_M" in page and "search_curves.png" in page
     params = work / "params.yaml"
     original = params.read_text()
     params.write_text(original.replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))

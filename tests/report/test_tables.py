@@ -73,7 +73,10 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
     assert t2.loc["gold-nas-s0-2", "freiburg_error"] == pytest.approx(3.4 + 20.0)
     assert t2.loc["DARTS_V2", "fashion-mnist_error"] == pytest.approx(5.5)
     written = write_tables(tables, tmp_path / "out")
-    assert {p.name for p in written} >= {"table1.csv", "table1.md", "consistency.csv", "pareto.md"}
+    assert {p.name for p in written} >= {"table1.csv", "table1.md", "consistency.csv", "pareto.md", "metrics.json"}
+    headline = json.loads((tmp_path / "out" / "metrics.json").read_text())  # what `dvc metrics show` reads
+    assert headline["architectures"]["darts-s0-0"]["test_error_mean"] == pytest.approx(3.1)
+    assert headline["methods"]["darts"]["test_error_mean"] == pytest.approx(3.2)
 
 
 def test_consistency_table_ranks_super_nets_against_retraining(results):

@@ -37,6 +37,7 @@ rule report:
         # `snakemake --report report.html` shows the tables and figures with these captions
         [report(f"results/{t}.csv", caption=f"../report/{t}.rst", category="Tables") for t in REPORT],
         [f"results/{t}.md" for t in REPORT],
+        "results/metrics.json",
         report("results/figures/pareto.png", caption="../report/pareto_figure.rst", category="Figures"),
         report("results/figures/search_curves.png", caption="../report/search_curves.rst", category="Figures"),
     params:

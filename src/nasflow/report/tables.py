@@ -8,7 +8,8 @@ pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders 
             test_error
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
             retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2)
-Each CSV has a Markdown copy beside it; figures go to results/figures/.
+Each CSV has a Markdown copy beside it; figures go to results/figures/. metrics.json holds the
+headline numbers (per architecture and per method) for `dvc metrics show` / `diff`.
 """
 from __future__ import annotations
 
@@ -109,6 +110,18 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CONSISTENCY)
 
 
+def headline_metrics(tables: dict[str, pd.DataFrame]) -> dict:
+    """Table 1's errors and sizes per architecture and Table 3's per method, numbers only (DVC metrics
+    are nested numbers; an empty cell is left out rather than written as NaN)."""
+    def numbers(row, keys):
+        return {k: float(row[k]) for k in keys if pd.notna(row[k])}
+
+    return {"architectures": {r["architecture"]: numbers(r, ("test_error_mean", "test_error_std", "params_M", "macs_M"))
+                              for _, r in tables["table1"].iterrows()},
+            "methods": {r["method"]: numbers(r, ("test_error_mean", "test_error_std", "params_M"))
+                        for _, r in tables["table3"].iterrows()}}
+
+
 def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> list[Path]:
     out = Path(out)
     written = []
@@ -116,4 +129,5 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> list[Path]
         nio.write_text(out / f"{name}.csv", df.to_csv(index=False))
         nio.write_text(out / f"{name}.md", df.to_markdown(index=False) + "\n")
         written += [out / f"{name}.csv", out / f"{name}.md"]
-    return written
+    nio.write_json(out / "metrics.json", headline_metrics(tables))
+    return written + [out / "metrics.json"]
