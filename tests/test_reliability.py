@@ -261,6 +261,36 @@ def test_a_nan_loss_stops_the_run_fails_its_mlflow_run_and_keeps_the_last_checkp
     assert _mlflow_statuses(db) == ["FINISHED"]
 
 
+# ---- SIGTERM: what SLURM sends at a time limit or preemption --------------------------------------------
+
+@pytest.mark.slow
+@needs_shared
+@pytest.mark.parametrize("verb", ["search", "train"])
+def test_sigterm_mid_epoch_stops_cleanly_marks_the_run_killed_and_resume_finishes(reference_search, reference_training,
+                                                                                  smoke_params, tmp_path, verb):
+    out, db = tmp_path / "run", tmp_path / "mlflow.db"
+    args = [*(SEARCH if verb == "search" else TRAIN), "--params", smoke_params, "--out", out,
+            "--set", "runtime.progress=lines", "--set", f"tracking.uri=sqlite:///{db}"]
+    proc = subprocess.Popen(_cmd(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, _checkpointed(out))
+    time.sleep(0.3)  # into the next epoch
+    assert proc.poll() is None, "the run ended before the signal"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated (SIGTERM); rerun with --resume" in err and "Traceback" not in err
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] >= 1
+    assert _mlflow_statuses(db) == ["KILLED"]
+    _no_half_written_files(out)
+    res = run_cli(*args, "--resume")  # a requeued job: the same command
+    assert res.returncode == 0, res.stderr
+    assert _mlflow_statuses(db) == ["FINISHED"]  # the same run, reopened
+    reference = reference_search if verb == "search" else reference_training
+    name = "genotype.json" if verb == "search" else "metrics.json"
+    strip = lambda d: {k: v for k, v in json.loads((d / name).read_text()).items() if "seconds" not in k}
+    assert strip(out) == strip(reference)
+
+
 # ---- a whole Snakemake run killed at two points --------------------------------------------------------
 
 SMALL_PIPELINE = ["--config", "search={methods: [darts], darts: {epochs: 2}}",

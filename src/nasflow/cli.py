@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, Terminated
 from nasflow.search import registry
 
 
@@ -325,16 +326,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (SLURM's time limit or preemption) unwinds like Ctrl-C: files are written atomically, so
+    # what is on disk is the last complete epoch's checkpoint, and the MLflow run is marked KILLED.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
     except NasflowError as exc:
         print(f"nasflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nasflow: interrupted", file=sys.stderr)
+        print("nasflow: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return 130
+    except Terminated:
+        print("nasflow: terminated (SIGTERM); rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

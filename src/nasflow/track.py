@@ -170,8 +170,8 @@ def finish_pipeline_run(params, run_id: str | None, status: str, results: Path |
 
 
 class finishing:
-    """`with finishing(run):` ends the run FINISHED, or FAILED when the block raises (NaN loss, kill
-    by Ctrl-C, bad input found late)."""
+    """`with finishing(run):` ends the run FINISHED; KILLED when it was stopped from outside (SIGTERM,
+    Ctrl-C), so a resumed run reopens it; FAILED when the block raises (NaN loss, bad input found late)."""
 
     def __init__(self, run: NullRun):
         self.run = run
@@ -180,5 +180,8 @@ class finishing:
         return self.run
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.run.finish("FAILED" if exc_type else "FINISHED")
+        from nasflow.errors import Terminated
+
+        stopped = exc_type is not None and issubclass(exc_type, (Terminated, KeyboardInterrupt))
+        self.run.finish("KILLED" if stopped else "FAILED" if exc_type else "FINISHED")
         return False
