@@ -336,6 +336,10 @@ def main(argv=None) -> int:
     # what is on disk is the last complete epoch's checkpoint, and the MLflow run is marked KILLED.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        if args.verb in ("search", "train", "consistency"):  # before CUDA starts: one GPU per pipeline job
+            from nasflow import gpus
+
+            gpus.assign()
         args.func(args)
     except NasflowError as exc:
         print(f"nasflow: error: {exc}", file=sys.stderr)
