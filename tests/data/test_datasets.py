@@ -91,7 +91,7 @@ def test_truncated_archive_is_refused(tmp_path):
 
 
 def test_absent_dataset_says_where_it_looked(params_file, tmp_path):
-    params = load_params(params_file, overrides=[f"data.archive_dirs=[{tmp_path / 'empty'}]"])
+    params = load_params(params_file, overrides=[f"data.archive_dirs=[{tmp_path / 'empty'}]", "data.download=false"])
     with pytest.raises(NasflowError, match=r"dataset cifar10 not found: looked for .*cifar10-jpeg.npz.*cs.toronto.edu"):
         prepare(params, "cifar10")
 
@@ -109,3 +109,77 @@ def test_idx_reader_refuses_truncated_files(tmp_path):
     path.write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x02\x00\x00\x00\x02" + b"\x01" * 7)
     with pytest.raises(NasflowError, match="truncated or corrupt idx"):
         read_idx(path)
+
+
+def _tiny_cifar10_archive(folder):
+    """CIFAR-10's official python archive (cifar-10-python.tar.gz) at 10 images per batch: the layout,
+    pickles and keys torchvision reads, written here."""
+    import hashlib
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    inner = folder / "cifar-10-batches-py"
+    inner.mkdir(parents=True)
+    md5 = {}
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in batches:
+        entry = {"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), "labels": list(range(10)),
+                 "batch_label": name}
+        (inner / name).write_bytes(pickle.dumps(entry))
+        md5[name] = hashlib.md5((inner / name).read_bytes()).hexdigest()
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
+    (inner / "batches.meta").write_bytes(pickle.dumps(meta))
+    md5["batches.meta"] = hashlib.md5((inner / "batches.meta").read_bytes()).hexdigest()
+    archive = folder / "serve" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(inner, arcname="cifar-10-batches-py")
+    return archive, md5, hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def test_a_missing_dataset_is_downloaded_from_its_official_url_checked_and_prepared(params_file, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """The default settings download what no archive dir holds: torchvision's CIFAR-10 download (its URL
+    pointed at a server of this test's own on 127.0.0.1, its checksums those of the archive served)."""
+    import functools
+    import http.server
+    import threading
+
+    import torchvision.datasets as tvd
+
+    from nasflow.settings import load_params
+
+    archive, md5, archive_md5 = _tiny_cifar10_archive(tmp_path / "official")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(archive.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert tvd.CIFAR10.url.startswith("https://www.cs.toronto.edu/")  # the real path, replaced only here
+        monkeypatch.setattr(tvd.CIFAR10, "url", f"http://127.0.0.1:{server.server_port}/{archive.name}")
+        monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", archive_md5)
+        monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+        monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+        monkeypatch.setattr(tvd.CIFAR10, "meta", {**tvd.CIFAR10.meta, "md5": md5["batches.meta"]})
+        params = load_params(params_file, None, [f"data.archive_dirs=['{tmp_path / 'empty'}']"])
+        assert params["data"]["download"] is True  # the default
+        path = prepare(params, "cifar10")
+    finally:
+        server.shutdown()
+    arrays = read_archive(path)
+    assert arrays.x_train.shape == (50, 32, 32, 3) and arrays.x_test.shape == (10, 32, 32, 3)
+    assert sorted(arrays.y_train.tolist()) == sorted(list(range(10)) * 5)
+    err = capsys.readouterr().err
+    assert "downloading it from its official source into" in err and str(params.path("data") / "raw" / "cifar10") in err
+
+    # a corrupt download is refused by its checksum, in one line
+    monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", "0" * 32)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(tvd.CIFAR10, "url", f"http://127.0.0.1:{server.server_port}/{archive.name}")
+        other = load_params(params_file, None, [f"data.archive_dirs=['{tmp_path / 'empty'}']", "data.root=other"])
+        with pytest.raises(NasflowError, match="cifar10: download failed"):
+            prepare(other, "cifar10")
+    finally:
+        server.shutdown()

@@ -3,6 +3,7 @@
 official download. Never stand-in data under a real dataset's name."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,10 @@ def prepare(params, name: str, download: bool | None = None) -> Path:
     arrays = _import(params, name, dirs)
     allow = params["data"]["download"] if download is None else download
     if arrays is None and allow:
-        arrays = _download(name, params.path(params["data"]["root"]) / "raw" / name, params)
+        raw = params.path(params["data"]["root"]) / "raw" / name
+        print(f"nasflow: {name} is in none of {', '.join(map(str, dirs))}: downloading it from its official "
+              f"source into {raw} (prepared as {target})", file=sys.stderr, flush=True)
+        arrays = _download(name, raw, params)
     if arrays is None:
         looked = ", ".join(info.archives + info.canonical) or "its files"
         raise NasflowError(f"dataset {name} not found: looked for {target} and {looked} in "
