@@ -1,7 +1,10 @@
 """The command line as users meet it: one line per problem, non-zero exit, never a traceback."""
 import json
+from pathlib import Path
 
 import pytest
+
+from conftest import run_cli
 
 
 def _one_clear_line(res, message):
@@ -66,3 +69,43 @@ def test_zoo_lists_every_cell(cli):
 def test_data_prepare_reports_a_missing_dataset(cli, params_file, tmp_path):
     _one_clear_line(cli("data", "prepare", "cifar100", "--params", params_file, "--no-download"),
                     "dataset cifar100 not found")
+
+
+def test_a_moved_project_shows_its_mlflow_artifacts_after_reroot(smoke_params, tmp_path):
+    """MLflow stores absolute artifact paths: after a move, the runs point at the old place until
+    `nasflow tracking reroot` (which every tracked verb and the pipeline also run) points them here."""
+    import shutil
+
+    import mlflow
+
+    first = tmp_path / "first"
+    first.mkdir()
+    params = first / "params.yaml"
+    params.write_text(Path(smoke_params).read_text())
+    res = run_cli("train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--params", params,
+                  "--set", "train.recipes.tiny.epochs=1", "--set", "runtime.progress=none", "--out", first / "run",
+                  cwd=tmp_path)  # a job run from another directory still puts its artifacts beside params.yaml
+    assert res.returncode == 0, res.stderr
+    assert (first / "mlruns").is_dir() and not (tmp_path / "mlruns").exists()
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{moved / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("nasflow").experiment_id
+
+    def artifacts():
+        (run,) = client.search_runs([experiment])
+        try:
+            files = {f.path for f in client.list_artifacts(run.info.run_id)}
+        except Exception:
+            files = set()
+        (model,) = client.search_logged_models([experiment])  # MLflow 3 keeps models beside the runs
+        return files, model.source_run_id == run.info.run_id and Path(model.artifact_location.split("://")[-1]).is_dir()
+
+    assert artifacts() == (set(), False)  # still pointing at the old place
+    res = run_cli("tracking", "reroot", "--params", moved / "params.yaml")
+    assert res.returncode == 0 and "artifact locations now point into" in res.stdout, res.stderr
+    files, model_found = artifacts()
+    assert {"metrics.json", "genotype.json", "settings.json"} <= files and model_found
+    again = run_cli("tracking", "reroot", "--params", moved / "params.yaml")
+    assert "already points" in again.stdout

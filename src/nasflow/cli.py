@@ -174,6 +174,16 @@ def cmd_consistency_kendall(args) -> None:
     print(f"Kendall tau over {r['n']} searched cells ({args.dataset}): {tau} -> {args.out}")
 
 
+def cmd_tracking_reroot(args) -> None:
+    from nasflow import track
+
+    params = _params(args)
+    changed = track.reroot_artifacts(params)
+    where = params.base_dir / "mlruns"
+    print(f"{changed} artifact locations now point into {where}" if changed else
+          f"the MLflow store beside {args.params} already points into {where} (or is not nasflow's default store)")
+
+
 def cmd_report(args) -> None:
     from nasflow.report.figures import build_figures
     from nasflow.report.tables import build_tables, write_tables
@@ -314,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(p, out=True)
     p.set_defaults(func=cmd_report)
+
+    p = verbs.add_parser("tracking", help="the MLflow store beside params.yaml")
+    tracking = p.add_subparsers(dest="tracking_verb", required=True, metavar="ACTION")
+    q = tracking.add_parser("reroot", help="after moving or copying the project: point the runs' artifacts at "
+                            "its mlruns/ (every tracked verb and the pipeline also do it)")
+    _settings_flags(q)
+    q.set_defaults(func=cmd_tracking_reroot)
 
     p = verbs.add_parser("data", help="dataset preparation")
     data_verbs = p.add_subparsers(dest="data_verb", required=True, metavar="ACTION")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,65 @@ def tracking_uri(params) -> str:
     if uri:
         return uri
     return f"sqlite:///{params.base_dir / 'mlflow.db'}"
+
+
+# Where MLflow's sqlite store writes an absolute artifact path (it resolves even a relative one).
+_ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "source"),
+                     ("model_versions", "storage_location"), ("workspaces", "default_artifact_root"))
+
+
+def _default_store(params) -> Path | None:
+    """mlflow.db beside params.yaml when that is the store in use (not a server, not a store of the
+    user's own): nasflow then owns the artifact root, `mlruns/` beside it."""
+    db = params.base_dir / "mlflow.db"
+    return db if tracking_uri(params) == f"sqlite:///{db}" else None
+
+
+def reroot_artifacts(params) -> int:
+    """Point the default store's artifact locations at `mlruns/` beside it, where they are now. MLflow
+    stores absolute paths, so a project directory that was moved or copied would show runs without
+    artifacts in `mlflow ui`. Returns the number of rows rewritten (0 when nothing moved)."""
+    db = _default_store(params)
+    if db is None or not db.is_file():
+        return 0
+    here = str((params.base_dir / "mlruns").resolve())
+    changed = 0
+    with sqlite3.connect(db) as con:
+        tables = {name for (name,) in con.execute("select name from sqlite_master where type='table'")}
+        if "experiments" not in tables:
+            return 0
+        roots = set()
+        for (location,) in con.execute("select artifact_location from experiments"):
+            path = (location or "").split("://", 1)[-1].rstrip("/")
+            if path.endswith("/mlruns") or "/mlruns/" in path:
+                roots.add(path.rsplit("/mlruns", 1)[0] + "/mlruns")
+        for old in roots - {here}:
+            for table, column in _ARTIFACT_COLUMNS:
+                if table not in tables or column not in {row[1] for row in con.execute(f"pragma table_info({table})")}:
+                    continue
+                cur = con.execute(f"update {table} set {column} = replace({column}, ?, ?) "
+                                  f"where {column} like ? or {column} like ?", (old, here, f"%{old}", f"%{old}/%"))
+                changed += cur.rowcount
+    return changed
+
+
+def _experiment(mlflow, params) -> str:
+    """The experiment's id, created with its artifact root beside the default store (not under whatever
+    directory the first job happened to run in)."""
+    name = params.get("tracking", {}).get("experiment", "nasflow")
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    db = _default_store(params)
+    location = (params.base_dir / "mlruns").resolve().as_uri() if db is not None else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another job created it first
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def source_commit(params) -> str | None:
@@ -121,7 +181,8 @@ def start_run(params, name: str, tags: dict, logged_params: dict, enabled: bool 
     except ImportError:
         raise NasflowError("mlflow is not installed here: pass --no-track (or set tracking.enabled=false)") from None
     mlflow.set_tracking_uri(tracking_uri(params))
-    mlflow.set_experiment(params.get("tracking", {}).get("experiment", "nasflow"))
+    reroot_artifacts(params)
+    mlflow.set_experiment(experiment_id=_experiment(mlflow, params))
     parent = os.environ.get("NASFLOW_PARENT_RUN_ID")
     if resume_run_id:
         run = mlflow.start_run(run_id=resume_run_id)
@@ -143,8 +204,9 @@ def start_pipeline_run(params, targets: list[str]) -> str | None:
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri(params))
-    experiment = mlflow.set_experiment(params.get("tracking", {}).get("experiment", "nasflow"))
-    run = MlflowClient().create_run(experiment.experiment_id, run_name=f"pipeline ({params.profile})",
+    reroot_artifacts(params)
+    experiment_id = _experiment(mlflow, params)
+    run = MlflowClient().create_run(experiment_id, run_name=f"pipeline ({params.profile})",
                                     tags={"stage": "pipeline", **_standard_tags(params),
                                           "targets": " ".join(targets)[:5000]})
     return run.info.run_id
