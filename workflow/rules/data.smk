@@ -6,6 +6,8 @@ rule prepare_data:
         inputs=lambda w: jobs.as_rule_params(jobs.data_inputs(PARAMS, w.dataset)),
     log:
         "logs/prepare_data/{dataset}.log",
+    resources:
+        runtime=PARAMS["runtime"]["minutes"]["prepare_data"],
     shell:
         "{NASFLOW} data prepare {wildcards.dataset} {SETTINGS} > {log} 2>&1"
 

@@ -23,6 +23,7 @@ rule consistency:
     threads: 1
     resources:
         gpu=1,
+        runtime=PARAMS["runtime"]["minutes"]["consistency"],
     shell:
         "{NASFLOW} consistency supernet --method {wildcards.method} --seed {wildcards.seed} {SETTINGS} "
         "--search-dir {params.search} --out {output} > {log} 2>&1"
@@ -45,5 +46,7 @@ rule report:
         inputs=jobs.as_rule_params({"search": PARAMS["search"], "train": PARAMS["train"]}),
     log:
         "logs/report.log",
+    resources:
+        runtime=PARAMS["runtime"]["minutes"]["report"],
     shell:
         "{NASFLOW} report {SETTINGS} --out results > {log} 2>&1"

@@ -20,6 +20,7 @@ checkpoint search:
     threads: 1
     resources:
         gpu=1,
+        runtime=PARAMS["runtime"]["minutes"]["search"],
     shell:
         "{NASFLOW} search --method {wildcards.method} --seed {wildcards.seed} {SETTINGS} "
         "--out {params.out} --resume --replace-stale > {log} 2>&1"

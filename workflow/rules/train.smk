@@ -21,6 +21,7 @@ rule train:
     threads: 1
     resources:
         gpu=1,
+        runtime=PARAMS["runtime"]["minutes"]["train"],
     shell:
         "{NASFLOW} train --genotype {params.genotype} --arch-id {wildcards.arch_id} --dataset {wildcards.dataset} "
         "--recipe {params.recipe} --seed {wildcards.seed} {SETTINGS} --out {params.out} --resume --replace-stale "
