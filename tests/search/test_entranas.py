@@ -221,7 +221,7 @@ def test_eq11_is_applied_per_cell_type_with_the_papers_lambda():
     with torch.no_grad():
         policy.betas["normal"].copy_(torch.tensor([0.0, 1.0, -1.0, 2.0]))
         policy.betas["reduce"].copy_(torch.tensor([0.5, 0.5, 0.5, 0.5]))
-    by_hand = {k: sum(-math.log(1 / (1 + math.exp(-float(b)))) for b in policy.betas[k]) / 4 for k in ("normal", "reduce")}
+    by_hand = {k: sum(-math.log(1 / (1 + math.exp(-b))) for b in policy.betas[k].tolist()) / 4 for k in ("normal", "reduce")}
     value = policy.regulariser(net)
     assert float(value) == pytest.approx(0.3 * (by_hand["normal"] + by_hand["reduce"]), rel=1e-6)
     value.backward()

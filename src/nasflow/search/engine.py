@@ -26,7 +26,7 @@ from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import architecture_entry
 
 # The engine's own history.csv columns; a method adds its declared ones (nasflow.search.registry).
-HISTORY_COLUMNS = ["epoch", "phase", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
+HISTORY_COLUMNS = ["epoch", "phase", "steps", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
                    "ops_run", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds",
                    "val_seconds", "lr"]
 CHECKPOINT_VERSION = 1
@@ -302,7 +302,7 @@ class SearchRun:
         train_iter = self.train_batches.epoch(epoch_generator(self.seed, self.epoch, 0))
         self._arch_iter = self.arch_batches.epoch(epoch_generator(self.seed, self.epoch, 1))
         loss_sum = wrong = seen = 0
-        step = 0
+        step = ran = 0
         while True:  # the policy may change the batch size between steps, and with it the step count
             step += 1
             self._set_batch_size(step)
@@ -317,11 +317,14 @@ class SearchRun:
             seen += len(y)
             steps = step + (len(self.train_batches.y) - seen) // self.train_batches.batch_size  # at the current size
             progress.step(self.epoch, step, steps, alive=net.alive_candidates()[0], loss=f"{loss_sum / seen:.3f}")
+            ran = step
+            if policy.finished(net):  # a stopping rule met mid-epoch ends the search at this step (ASAP's Algorithm 1)
+                break
         self._apply_prunes(policy.prune_after_epoch(net))
         if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
             self.w_opt = policy.rebuild_weight_optimizer(self.w_opt, net.weight_parameters())
             self.a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
-        return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr}
+        return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr, "steps": ran}
 
     def _set_batch_size(self, step: int) -> None:
         size = self.policy.batch_size(step, self.device)
@@ -417,6 +420,13 @@ class SearchRun:
         s = self.s
         mode = self.params.get("runtime", {}).get("progress", "auto")
         progress = Progress(f"search {self.method} s{self.seed}", s["epochs"], mode)
+        try:
+            self._epochs(progress)
+        finally:
+            progress.close()
+
+    def _epochs(self, progress: Progress) -> None:
+        s = self.s
         while self.epoch < s["epochs"]:
             self.epoch += 1
             self.policy.begin_epoch(self.epoch)

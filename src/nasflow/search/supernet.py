@@ -179,7 +179,9 @@ class ArchGroup(nn.Module):
     """Architecture weights of one cell type (or one cell), with which candidates are still alive and
     each edge's candidate pool. `frozen` keeps the alpha an op had when it was pruned, so later
     optimizer steps (Adam keeps moving parameters whose gradient is zero) cannot change what the
-    derivation sees of it."""
+    derivation sees of it. A method whose op weights are a softmax over the alive ops (ASAP) calls
+    `freeze_last_ops`: an edge's last op then weighs 1 whatever its alpha, so its alpha too stays where
+    it was at the step that left it alone (`restore_pruned` puts it back there)."""
 
     def __init__(self, n_edges: int, candidates: list[OpSpec], reduction: bool, init: float = 1e-3):
         super().__init__()
@@ -188,13 +190,24 @@ class ArchGroup(nn.Module):
         self.alpha = nn.Parameter(init * torch.randn(n_edges, len(candidates)))
         self.register_buffer("alive", torch.ones(n_edges, len(candidates), dtype=torch.bool))
         self.register_buffer("frozen", torch.zeros(n_edges, len(candidates)))
+        self.last_ops_fixed = False  # the method's choice (`freeze_last_ops`), made anew when it is built
 
     def edge_slots(self) -> list[list[int]]:
         return [torch.nonzero(row).flatten().tolist() for row in self.alive]
 
+    def lone(self) -> torch.Tensor:
+        """The alive op of every edge that holds one, as a mask."""
+        return self.alive & (self.alive.sum(1, keepdim=True) == 1)
+
+    @torch.no_grad()
+    def freeze_last_ops(self):
+        self.last_ops_fixed = True
+        self.frozen.copy_(torch.where(self.lone(), self.alpha, self.frozen))
+
     @torch.no_grad()
     def restore_pruned(self):
-        self.alpha.copy_(torch.where(self.alive, self.alpha, self.frozen))
+        fixed = (~self.alive | self.lone()) if self.last_ops_fixed else ~self.alive
+        self.alpha.copy_(torch.where(fixed, self.frozen, self.alpha))
 
     def get_extra_state(self):
         return {"pools": [[op.to_json() for op in pool] for pool in self.pools]}
@@ -267,6 +280,8 @@ class Supernet(nn.Module):
             return []
         g.alive[edge, slot] = False
         g.frozen[edge, slot] = g.alpha.detach()[edge, slot]
+        if int(g.alive[edge].sum()) == 1:  # the survivor's alpha as well (used where last ops are fixed)
+            g.frozen[edge] = torch.where(g.alive[edge], g.alpha.detach()[edge], g.frozen[edge])
         removed = []
         for cell in self.cells_of(group):
             if cell.sharing:  # a shared module goes only when no edge from its source still uses it
