@@ -67,7 +67,7 @@ def test_zoo_lists_every_cell(cli):
 
 
 def test_data_prepare_reports_a_missing_dataset(cli, params_file, tmp_path):
-    _one_clear_line(cli("data", "prepare", "cifar100", "--params", params_file, "--no-download"),
+    _one_clear_line(cli("data", "prepare", "cifar100", "--params", params_file, "--no-download", "--no-track"),
                     "dataset cifar100 not found")
 
 

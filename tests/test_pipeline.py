@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.slow,
 def _snakemake(workdir, *args, timeout=1800):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "4", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout, env=env,
+                          preexec_fn=lambda: os.umask(0o022))  # a shared filesystem's usual umask
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +99,15 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
         assert (r / f"{name}.md").read_text().startswith("| ")
 
 
+def test_every_result_file_is_readable_by_colleagues_under_umask_022(pipeline):
+    import stat
+
+    files = [f for f in (pipeline / "results").rglob("*") if f.is_file()]
+    assert len(files) > 100
+    modes = {f: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert {oct(m) for m in modes.values()} == {"0o644"}, [f for f, m in modes.items() if m != 0o644][:5]
+
+
 def test_figures_and_cell_drawings(pipeline):
     figures = pipeline / "results" / "figures"
     for path in [figures / "pareto.png", figures / "search_curves.png", figures / "cells" / "asap-s0-0.png",
@@ -119,8 +129,10 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
     methods = _methods(pipeline)
-    # searches, retrainings, (one cell per method + DARTS_V2) x 2 transfer datasets, consistency, report
-    assert len(jobs) == len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2 + len(methods) + 1
+    # data (cifar10 and the 2 transfer datasets), searches, retrainings, (one cell per method + DARTS_V2) x 2
+    # transfer datasets, consistency, report: every job kind has its run
+    assert len(jobs) == 3 + len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2 + len(methods) + 1
+    assert set(jobs["tags.stage"]) == {"data", "search", "train", "consistency", "report"}
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     assert (runs["tags.profile"] == "smoke").all() and runs["tags.mlflow.source.git.commit"].str.len().eq(40).all()

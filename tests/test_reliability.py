@@ -156,9 +156,9 @@ def test_truncated_and_absent_datasets_are_refused(cli, params_file, tmp_path):
                                                if (SHARED_DATASETS / "cifar10-jpeg.npz").is_file() else b"PK\x03\x04")
     empty = tmp_path / "empty"
     empty.mkdir()
-    _one_clear_line(cli("data", "prepare", "cifar10", "--params", params_file, "--no-download",
+    _one_clear_line(cli("data", "prepare", "cifar10", "--params", params_file, "--no-download", "--no-track",
                         "--set", f"data.archive_dirs=[{archives}]"), "truncated or corrupt")
-    _one_clear_line(cli("data", "prepare", "svhn", "--params", params_file, "--no-download",
+    _one_clear_line(cli("data", "prepare", "svhn", "--params", params_file, "--no-download", "--no-track",
                         "--set", f"data.archive_dirs=[{empty}]"), "dataset svhn not found")
 
 

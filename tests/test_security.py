@@ -101,7 +101,7 @@ def test_nasflow_data_prepare_refuses_a_crafted_extracted_folder(cli, params_fil
     marker = tmp_path / "marker"
     _cifar100(tmp_path / "archives" / "cifar-100-python",
               {b"data": np.zeros((2, 3072), dtype=np.uint8), b"fine_labels": [0, 1], b"x": Payload(marker)})
-    res = cli("data", "prepare", "cifar100", "--params", params_file, "--no-download",
+    res = cli("data", "prepare", "cifar100", "--params", params_file, "--no-download", "--no-track",
               "--set", f"data.archive_dirs=[{tmp_path / 'archives'}]")
     _one_line(res, "cifar-100-python/train: refused", "io.open")
     assert not marker.exists()

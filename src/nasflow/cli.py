@@ -118,7 +118,15 @@ def cmd_data_prepare(args) -> None:
         overrides.append("data.download=false")
     args.overrides = overrides
     params = _params(args)
-    print(prepare(params, args.dataset))
+    from nasflow import track
+
+    tracker = track.start_run(params, f"data-{args.dataset}", tags={"stage": "data", "dataset": args.dataset},
+                              logged_params={"dataset": args.dataset, "data": params["data"]},
+                              enabled=not args.no_track)
+    with track.finishing(tracker):
+        path = prepare(params, args.dataset)
+        tracker.set_tags({"prepared": path})
+    print(path)
 
 
 def cmd_search(args) -> None:
@@ -338,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("dataset")
     q.add_argument("--archive-dir", action="append", default=[], help="look here for archives (repeatable)")
     q.add_argument("--no-download", action="store_true")
+    q.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     _settings_flags(q)
     q.set_defaults(func=cmd_data_prepare)
     return parser
