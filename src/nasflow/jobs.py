@@ -98,25 +98,11 @@ def train_inputs(params, genotype: dict, dataset: str, recipe: str, seed: int) -
 def genotype_content(ref) -> dict:
     """The genotype a training reads, as JSON: a published cell's entry or a file's content (a parsed
     Genotype or JSON object is taken as it is)."""
-    from pathlib import Path
-
-    from nasflow.space.genotype import Genotype, zoo_entries
+    from nasflow.space.genotype import Genotype, genotype_source
 
     if isinstance(ref, Genotype):
         return ref.to_json()
-    if isinstance(ref, dict):
-        return ref
-    zoo = zoo_entries()
-    if str(ref) in zoo:
-        return zoo[str(ref)]
-    path = Path(ref)
-    if not path.is_file():
-        raise NasflowError(f"genotype {ref!r} is neither a published cell name nor a file "
-                           f"(see `nasflow zoo` for the names)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise NasflowError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return genotype_source(ref)[0]
 
 
 def _schema_keys(declared) -> set[str]:

@@ -222,24 +222,33 @@ def zoo_genotype(name: str) -> Genotype:
     return parse_genotype(entry, name=name)
 
 
-def load_genotype(ref) -> Genotype:
-    """A zoo name, a path to a JSON file (either form), or an already parsed JSON object."""
-    if isinstance(ref, Genotype):
-        return ref
+def genotype_source(ref) -> tuple[dict, str | None, str | None]:
+    """What a genotype reference holds, unparsed: (its JSON object, its zoo name or None, its file or
+    None). A zoo name, a path to a JSON file (either form), or an already parsed JSON object."""
     if isinstance(ref, dict):
-        return parse_genotype(ref)
+        return ref, None, None
     ref = str(ref)
-    if ref in zoo_entries():
-        return zoo_genotype(ref)
+    entries = zoo_entries()
+    if ref in entries:
+        return entries[ref], ref, None
     path = Path(ref)
     if not path.is_file():
         raise NasflowError(f"genotype {ref!r} is neither a published cell name nor a file "
                            f"(see `nasflow zoo` for the names)")
     try:
-        obj = json.loads(path.read_text())
+        return json.loads(path.read_text()), None, ref
     except json.JSONDecodeError as exc:
         raise NasflowError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def load_genotype(ref) -> Genotype:
+    """A zoo name, a path to a JSON file (either form), or an already parsed JSON object."""
+    if isinstance(ref, Genotype):
+        return ref
+    obj, zoo_name, path = genotype_source(ref)
+    if zoo_name is not None:
+        return zoo_genotype(zoo_name)
     try:
-        return parse_genotype(obj, name=path.stem)
+        return parse_genotype(obj, name=Path(path).stem if path else None)
     except NasflowError as exc:
-        raise NasflowError(f"{path}: {exc}") from None
+        raise NasflowError(f"{path}: {exc}" if path else str(exc)) from None
