@@ -65,7 +65,7 @@ def _history_without_timing(out):
     import csv
 
     with open(out / "history.csv") as fh:
-        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(fh)]
 
 
 # ---- locks: the operating system drops them with their process ---------------------------------------
