@@ -69,8 +69,15 @@ def splits_data(method: str, settings: dict) -> list[str]:
     return ["split_seed"] if drawn else []
 
 
+# What a search computes beyond its settings: raised when a method's algorithm changes what it finds or
+# what its checkpoint holds, so that earlier checkpoints are set aside (the pipeline) or refused by name
+# (`--resume`) instead of being resumed by code that reads them differently. 2: issue 15's fidelity fixes.
+SEARCH_ALGORITHMS = 2
+
+
 def search_inputs(params, method: str, seed: int) -> dict:
-    """A search: its resolved settings (every default filled in) and the data split it draws."""
+    """A search: its resolved settings (every default filled in), the data split it draws, and the
+    version of the search algorithms."""
     from nasflow.search import registry
 
     settings = method_settings(params, method)
@@ -82,7 +89,8 @@ def search_inputs(params, method: str, seed: int) -> dict:
         settings = {k: v for k, v in settings.items() if k in own or k not in base}
     data = _dataset_keys(params, settings["dataset"])
     data.update({k: params["data"][k] for k in splits_data(method, settings)})
-    return {"kind": "search", "method": method, "seed": seed, "settings": settings, "data": data}
+    return {"kind": "search", "algorithms": SEARCH_ALGORITHMS, "method": method, "seed": seed, "settings": settings,
+            "data": data}
 
 
 def train_inputs(params, genotype: dict, dataset: str, recipe: str, seed: int) -> dict:

@@ -299,6 +299,16 @@ def test_imagenet_search_measures_on_held_out_training_images_never_the_val_spli
     assert sorted(run.val_batches.y.tolist()) == [0, 1]  # one image of each class
     assert not run.val_batches.train  # measured without augmentation
 
+    # with a per-class fraction of the training images, both parts come from that same subset
+    _fake_imagenet(tmp_path / "more", train=8)
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'more'}']", f"{G}.dataset=imagenet",
+                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=2", "data.imagenet_fraction=0.5",
+                                                 f"{G}.imagenet.val_fraction=0.25"])
+    run = SearchRun(params, "gold-nas", 0, tmp_path / "out2", track_runs=False)
+    run._data()
+    trained, held = run.train_batches.dataset.paths, run.val_batches.dataset.paths
+    assert len(trained) == 6 and len(held) == 2 and not set(trained) & set(held)
+
 
 def _tiny_one_level(smoke_params, tmp_path, *overrides):
     from nasflow.search.engine import SearchRun

@@ -79,7 +79,7 @@ class FolderBatches:
         root = find_imagenet(params)
         classes, fraction = choose(root, params, params["data"]["split_seed"])
         paths, labels = index_split(root, split, classes)
-        if fraction and train:
+        if fraction and split == "train":  # the same subset for training and held-out batches
             keep = stratified_subset(labels, fraction=fraction, seed=params["data"]["split_seed"])
             paths, labels = [paths[i] for i in keep], labels[keep]
         if hold_out:

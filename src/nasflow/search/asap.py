@@ -76,8 +76,10 @@ class Asap(SearchPolicy):
         self.epoch = 0
         self.updates = 0  # alpha updates made: Theorem 2's t
         self.accumulated = {name: torch.zeros_like(g.alpha) for name, g in net.groups.items()}
-        for g in net.groups.values():
-            g.freeze_last_ops()
+        with torch.no_grad():
+            for g in net.groups.values():
+                g.alpha.zero_()  # Algorithm 1 (line 2, and the proof of Theorem 2): alpha_0 = 0
+                g.freeze_last_ops()
         self._schedule()
 
     def _pac(self, t: int) -> tuple[float, float]:
