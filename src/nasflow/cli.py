@@ -16,7 +16,9 @@ from nasflow.errors import NasflowError, Terminated
 from nasflow.search import registry
 
 
-def _settings_flags(p: argparse.ArgumentParser, out: bool = False) -> None:
+def _settings_flags(p: argparse.ArgumentParser, out: bool = False, track: bool = False) -> None:
+    if track:  # verbs that record an MLflow run
+        p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
     p.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
     p.add_argument("--profile", default=None, help="overlay from params.yaml's profiles: (default: its `profile:`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -31,8 +33,7 @@ def _long_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint when there is one")
     p.add_argument("--replace-stale", action="store_true",
                    help="with --resume: a checkpoint made with other settings is renamed aside and the run starts over")
-    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(p, out=True)
+    _settings_flags(p, out=True, track=True)
 
 
 def _params(args):
@@ -317,8 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", required=True)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--search-dir", required=True, help="the search's output directory (holds checkpoint.pt)")
-    q.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(q, out=True)
+    _settings_flags(q, out=True, track=True)
     q.set_defaults(func=cmd_consistency_supernet)
     q = cons.add_parser("kendall", help="Kendall's tau between super-net and retrained errors over searched cells")
     q.add_argument("--search-dir", action="append", required=True, help="a finished search directory (repeat, 2 or more)")
@@ -329,8 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("report", help="tables (CSV + Markdown) and figures from the result files")
     p.add_argument("--root", default=".", help="directory that holds results/ (default: here)")
-    p.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(p, out=True)
+    _settings_flags(p, out=True, track=True)
     p.set_defaults(func=cmd_report)
 
     p = verbs.add_parser("tracking", help="the MLflow store beside params.yaml")
@@ -346,8 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("dataset")
     q.add_argument("--archive-dir", action="append", default=[], help="look here for archives (repeatable)")
     q.add_argument("--no-download", action="store_true")
-    q.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
-    _settings_flags(q)
+    _settings_flags(q, track=True)
     q.set_defaults(func=cmd_data_prepare)
     return parser
 

@@ -11,8 +11,9 @@ bounds one update in units of a_lr: Adam (6.2.1), not eq. 4's plain step, update
 update is a_lr on every alpha. Theorem 2 prunes an op only once Phi < nu e^-t (Claim 1: its alpha
 trails the best by eta * L * sqrt(8 t log(pi^2 N t^2 / (3 delta)))), while an op's alpha gradient is
 proportional to its Phi: past the first ten or so updates the losers' alphas stop moving and nothing
-more is pruned ("PAC bounds tend to be overly pessimistic", 3.2). L = 0.25 spreads the pruning over
-those first updates; L >= 0.3 prunes almost nothing, L = 0.2 half the ops at t = 1 (README's table).
+more is pruned ("PAC bounds tend to be overly pessimistic", 3.2). L = 0.25, tuned by hand (the theorem's
+guarantee does not hold there), prunes some but not all ops over those first updates on the tiny search
+of tests/search/test_asap.py (docs/methods.md).
 
 Pruning (`pruning: threshold`, Algorithm 1 lines 5-8). After every alpha step outside the grace
 phase, every alive op whose weight Phi = softmax(alpha / T) over its edge's alive ops falls below

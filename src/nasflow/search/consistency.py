@@ -54,10 +54,11 @@ def child_forward(net: Supernet, group_slots: dict[str, list[list[int]]], x) -> 
 
 
 @torch.no_grad()
-def accuracies(net: Supernet, policy, batches) -> dict:
+def accuracies(net: Supernet, policy, batches, derived) -> dict:
+    """The super-net as the policy runs it against `derived` (the policy's derived genotype) on its weights."""
     net.eval()
     weights = policy.weights(net)
-    group_slots = slots_from_genotype(net, policy.derive(net))
+    group_slots = slots_from_genotype(net, derived)
     right = {"supernet": 0, "child": 0}
     seen = 0
     for x, y in batches.epoch(None):
@@ -90,7 +91,7 @@ def supernet_vs_child(params, method: str, seed: int, search_dir: str | Path, ou
         result.update(supernet_error=None, child_error=None, error_gap=None, images=0,
                       note=f"no validation images: search.{method}.val_fraction is 0 (the test set is never used)")
     else:
-        result.update(accuracies(run.net, run.policy, run.val_batches), note="")
+        result.update(accuracies(run.net, run.policy, run.val_batches, derived), note="")
     nio.write_json(out, result)
     return result
 
