@@ -32,25 +32,42 @@ def pipeline(tmp_path_factory):
     return work
 
 
-def _methods(pipeline):
+def _params(pipeline):
     from nasflow.settings import load_params
 
-    return load_params(pipeline / "params.yaml")["search"]["methods"]
+    return load_params(pipeline / "params.yaml")
+
+
+def _methods(pipeline):
+    """The search names: methods and the smoke variant."""
+    return _params(pipeline)["search"]["methods"]
+
+
+def _kept(pipeline):
+    """The architectures retrained: every search's, a `best_of` selection's chosen one's only."""
+    from nasflow.report.tables import searched
+
+    return searched(_params(pipeline), pipeline)
 
 
 def _transferred(pipeline):
-    """Each method's final cell: its search's last architecture."""
-    last = {}
-    for method in _methods(pipeline):
-        last[method] = json.loads((pipeline / f"results/search/{method}/seed0/architectures.json").read_text())[-1]["id"]
-    return list(last.values())
+    """The searched cells transferred: each name's first kept search's final cell, where its protocol says."""
+    from nasflow import plan
+
+    cells = set(_params(pipeline)["train"]["transfer"]["cells"])
+    return list(dict.fromkeys(a for a, _ in plan.transfer_jobs(_params(pipeline), _kept(pipeline)) if a not in cells))
 
 
 def _searched(pipeline):
-    ids = []
-    for method in _methods(pipeline):
-        ids += [a["id"] for a in json.loads((pipeline / f"results/search/{method}/seed0/architectures.json").read_text())]
-    return ids
+    return [a["id"] for a in _kept(pipeline)]
+
+
+def _finals(pipeline):
+    """Every search's final cell, kept or not (consistency measures every search)."""
+    from nasflow import plan
+
+    return [json.loads((pipeline / plan.search_dir(m, s) / "architectures.json").read_text())[-1]["id"]
+            for m, s in plan.searches(_params(pipeline))]
 
 
 def test_every_pareto_point_is_retrained(pipeline):
@@ -64,22 +81,37 @@ def test_every_pareto_point_is_retrained(pipeline):
 def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     r = pipeline / "results"
     t1 = pd.read_csv(r / "table1.csv")
-    assert list(t1.columns) == ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M",
-                                "macs_M", "search_gpu_days", "search_device"]
-    assert sorted(t1["architecture"]) == sorted(_searched(pipeline))
+    paper = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_params_M",
+             "paper_macs_M", "paper_search_gpu_days", "delta"]
+    assert list(t1.columns) == ["architecture", "method", "dataset", "seeds", "test_error_mean", "test_error_std",
+                                "params_M", "macs_M", "search_gpu_days", "search_device", *paper]
+    assert sorted(t1["architecture"].unique()) == sorted(_searched(pipeline))  # one row per published pairing
     assert ((t1["test_error_mean"] >= 0) & (t1["test_error_mean"] < 100)).all()
+    # a final cell sits beside its paper's rows: ASAP Table 1's ASAP-Small, and DARTS (first order) as 3 papers print it
+    asap = t1[t1["method"] == "asap"].set_index("paper_row")
+    assert asap.loc["ASAP-Small", "paper_test_error"] == 1.99
+    assert asap.loc["ASAP-Small", "delta"] == pytest.approx(asap.loc["ASAP-Small", "test_error_mean"] - 1.99, abs=1e-3)
+    assert sorted(t1.loc[t1["method"] == "darts", "paper"]) == ["asap", "gold-nas", "pr-darts"]
     t2 = pd.read_csv(r / "table2.csv")
-    assert list(t2.columns) == ["architecture", "fashion-mnist_error", "freiburg_error"]
+    assert list(t2.columns) == ["architecture", "fashion-mnist_error", "freiburg_error", "paper_row",
+                                "paper_fashion-mnist_error", "paper_freiburg_error", "delta_fashion-mnist",
+                                "delta_freiburg"]
     assert sorted(t2["architecture"]) == sorted(["DARTS_V2"] + _transferred(pipeline))
+    assert t2.set_index("architecture").loc["DARTS_V2", "paper_freiburg_error"] == 10.8  # ASAP Table 2, DARTS-Rev2
     t3 = pd.read_csv(r / "table3.csv")
-    assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
+    assert list(t3.columns) == ["method", "schedule", "test_error_mean", "test_error_std", "params_M", *paper]
     assert sorted(t3["method"]) == sorted(_methods(pipeline)) and t3["schedule"].str.len().min() > 10
     consistency = pd.read_csv(r / "consistency.csv")
     assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_error", "child_error",
-                                         "error_gap", "retrained_error", "kendall_tau", "note"]
-    assert list(consistency["method"]) == _methods(pipeline)
+                                         "error_gap", "retrained_error", "kendall_tau", "note", "paper", "paper_table",
+                                         "paper_row", "paper_child_error", "delta"]
+    from nasflow import plan
+
+    assert list(zip(consistency["method"], consistency["seed"])) == plan.consistency_searches(_params(pipeline))
+    # EnTranNAS Table 1: the child of the first-cells (default) and all-cells Engine placements
+    assert set(consistency.loc[consistency["method"] == "entranas-engine-all", "paper_child_error"]) == {36.03}
     assert (consistency["error_gap"] - (consistency["child_error"] - consistency["supernet_error"])).abs().max() < 1e-6
-    assert consistency["kendall_tau"].isna().all()  # one seed per method: no ranking to compare
+    assert consistency["kendall_tau"].isna().all()  # one retrained search per method: no ranking to compare
     # The one-level search holds nothing out (val_fraction 0) and never looks at the test set: no errors, a reason
     one_level = consistency["method"] == "gold-nas"
     assert consistency.loc[one_level, "supernet_error"].isna().all()
@@ -88,7 +120,7 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     # GOLD-NAS's checkpoint holds its end state, not its last Pareto point: the row says which it measured
     assert set(consistency.loc[one_level, "architecture"]) == {"end state"}
     bilevel = consistency.loc[~one_level, "architecture"]
-    assert sorted(bilevel) == sorted(a for a in _transferred(pipeline) if not a.startswith("gold-nas"))
+    assert sorted(bilevel) == sorted(a for a in _finals(pipeline) if not a.startswith("gold-nas"))
     pareto = pd.read_csv(r / "pareto.csv")
     assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
     gold = pareto[pareto["method"] == "gold-nas"]
@@ -128,11 +160,14 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
-    methods = _methods(pipeline)
-    # data (cifar10 and the 2 transfer datasets), searches, retrainings, (one cell per method + DARTS_V2) x 2
-    # transfer datasets, consistency, report: every job kind has its run
-    assert len(jobs) == 3 + len(methods) + len(_searched(pipeline)) + (len(methods) + 1) * 2 + len(methods) + 1
-    assert set(jobs["tags.stage"]) == {"data", "search", "train", "consistency", "report"}
+    from nasflow import plan
+
+    searches = plan.searches(_params(pipeline))
+    trainings = len(list((pipeline / "results").glob("*/*/*/seed*/metrics.json")))  # train/ and short-retrain/
+    # data (cifar10 and the 2 transfer datasets), searches, trainings, consistency, 2 selections, report: every
+    # job kind has its run
+    assert len(jobs) == 3 + len(searches) + trainings + len(searches) + 2 + 1
+    assert set(jobs["tags.stage"]) == {"data", "search", "select", "train", "consistency", "report"}
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     assert (runs["tags.profile"] == "smoke").all() and runs["tags.mlflow.source.git.commit"].str.len().eq(40).all()
@@ -143,7 +178,7 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     models = client.search_logged_models([experiment], max_results=1000)
     assert sorted(m.source_run_id for m in models) == sorted(trainings["run_id"])  # one network per training
     searches = jobs[jobs["tags.stage"] == "search"]
-    assert set(searches["tags.method"]) == set(methods)
+    assert set(searches["tags.method"]) == set(_methods(pipeline))
     # a one-level search holds nothing out by default, so it logs no validation error (never the test set's)
     one_level = searches["tags.method"] == "gold-nas"
     assert searches.loc[~one_level, "metrics.val_error"].notna().all()
@@ -151,8 +186,9 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     # four jobs at a time wrote to one sqlite store: every epoch of every job is there
     for _, run in jobs[jobs["tags.stage"].isin(["search", "train"])].iterrows():
         stage = run["tags.stage"]
+        kind = "short-retrain" if run.get("tags.recipe") == "tiny_select" else "train"  # a selection's short training
         folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
-                  else pipeline / "results/train" / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
+                  else pipeline / "results" / kind / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
         epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
         assert len(client.get_metric_history(run["run_id"], "train_loss")) == epochs, folder
 
@@ -211,16 +247,22 @@ PUBLISHED_TRANSFER = "results/train/DARTS_V2/fashion-mnist/seed0/metrics.json"  
 
 def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
     counts, out = _dry_run(pipeline, "data={weights_fraction: 0.6}")
-    bilevel = [m for m in _methods(pipeline) if m != "gold-nas"]  # one level: GOLD-NAS trains on every image
-    assert counts == {"search": len(bilevel), "consistency": len(bilevel), "report": 1, "total": 2 * len(bilevel) + 1}
+    from nasflow import plan
+
+    bilevel = [s for s in plan.searches(_params(pipeline)) if s[0] != "gold-nas"]  # GOLD-NAS trains on every image
+    assert counts == {"search": len(bilevel), "consistency": len(bilevel), "select": 2, "report": 1,
+                      "total": 2 * len(bilevel) + 3}
     assert "method=gold-nas," not in out
     assert _dry_run(pipeline, "data={weights_fraction: 0.6}", target=PUBLISHED_TRANSFER)[0] == {}  # not read
 
 
 def test_the_split_seed_reruns_every_search_and_the_trainings_on_subsets(pipeline):
     counts, out = _dry_run(pipeline, "data={split_seed: 7}")
-    methods = _methods(pipeline)  # the smoke searches all draw per-class subsets; trainings fan out after them
-    assert counts == {"search": len(methods), "consistency": len(methods), "report": 1, "total": 2 * len(methods) + 1}
+    from nasflow import plan
+
+    searches = plan.searches(_params(pipeline))  # the smoke searches all draw per-class subsets; trainings fan out after them
+    assert counts == {"search": len(searches), "consistency": len(searches), "select": 2, "report": 1,
+                      "total": 2 * len(searches) + 3}
     # the tiny recipe draws its per-class subsets with the seed too
     assert _dry_run(pipeline, "data={split_seed: 7}", target=PUBLISHED_TRANSFER)[0] == {"train": 1, "total": 1}
 
@@ -327,3 +369,52 @@ def test_mlflow_server_filters_runs_by_method_and_dataset(pipeline):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_papers_machinery_at_toy_size_selection_variant_and_recipe_mapping(pipeline):
+    """The paper profile's machinery in the smoke run: DARTS's best of two after a short training on held-out
+    images, EnTranNAS-DST's best of two by the super-net's validation error, a variant in its own folder,
+    and each method retrained with its own recipe."""
+    r = pipeline / "results"
+    darts = json.loads((r / "selection/darts.json").read_text())
+    assert darts["by"] == "short_retrain" and [c["seed"] for c in darts["candidates"]] == [0, 1]
+    assert darts["seed"] == min(darts["candidates"], key=lambda c: (c["error"], c["seed"]))["seed"]
+    for c in darts["candidates"]:
+        short = json.loads((r / f"short-retrain/{c['arch_id']}/cifar10/seed0/metrics.json").read_text())
+        assert short["evaluated_on"] == "holdout" and short["recipe"] == "tiny_select" and short["top1_error"] == c["error"]
+        assert short["train_images"] == 300 and short["test_images"] == 100  # 40 a class, a quarter held out
+    chosen, other = darts["arch_id"], next(c["arch_id"] for c in darts["candidates"] if c["arch_id"] != darts["arch_id"])
+    assert (r / f"train/{chosen}/cifar10/seed0/metrics.json").is_file()
+    assert not (r / f"train/{other}").exists()  # the one not kept is never retrained
+    dst = json.loads((r / "selection/entranas-dst.json").read_text())
+    for c in dst["candidates"]:  # the last epoch's super-net error on the images that trained alpha
+        history = pd.read_csv(r / f"search/entranas-dst/seed{c['seed']}/history.csv")
+        assert c["error"] == pytest.approx(history["val_error"].iloc[-1], abs=1e-3)
+    assert dst["seed"] == min(dst["candidates"], key=lambda c: (c["error"], c["seed"]))["seed"]
+    variant = json.loads((r / "search/entranas-engine-all/seed0/settings.json").read_text())
+    assert variant["method"] == "entranas-engine-all" and variant["settings"]["engine_cells"] == "all"
+    recipes = {a: json.loads((r / f"train/{a}/cifar10/seed0/metrics.json").read_text())["recipe"]
+               for a in _searched(pipeline)}
+    assert {a: rec for a, rec in recipes.items() if rec != "tiny"} == {"asap-s0-0": "tiny_cyclic"}
+
+
+def test_the_paper_profile_dry_run_lists_every_search_of_the_papers_protocols(pipeline):
+    from collections import Counter
+
+    res = _snakemake(pipeline, "-n", "results/table1.csv", "--config", "profile=paper", timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    searches, rule = Counter(), None
+    for line in out.splitlines():
+        if line.startswith(("rule ", "checkpoint ")):
+            rule = line.split()[-1].rstrip(":")
+        elif rule == "search" and line.strip().startswith("wildcards: method="):
+            searches[line.split("method=")[1].split(",")[0]] += 1
+    assert searches == {"darts": 4, "darts-2nd": 4, "asap": 1, "asap-magnitude-p1": 1, "asap-magnitude-p3": 1,
+                        "asap-accgrad-p1": 1, "asap-accgrad-p3": 1, "gold-nas": 1, "gold-nas-mu0": 1,
+                        "gold-nas-imagenet": 1, "pr-darts-dl": 3, "pr-darts-dr": 3, "pr-darts-ur": 3, "entranas": 5,
+                        "entranas-dst": 5, "entranas-extended": 5, "entranas-engine-last": 1, "entranas-engine-half": 1,
+                        "entranas-engine-all": 1, "entranas-imagenet": 1, "entranas-dst-imagenet": 1,
+                        "darts-kendall": 6, "entranas-kendall": 6, "entranas-dst-kendall": 6}
+    # `nasflow plan`'s summary heads the dry run: trainings are estimates from the papers' costs
+    assert "nasflow plan (profile paper)" in out and "retrain:" in out and "GOLD-NAS B.1" in out

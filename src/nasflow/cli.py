@@ -175,6 +175,35 @@ def cmd_consistency_supernet(args) -> None:
           f"{r['supernet_error']:.2f}% error, child {r['child_error']:.2f}%, gap {r['error_gap']:.2f} -> {args.out}")
 
 
+def cmd_plan(args) -> None:
+    from nasflow import estimate
+
+    found = estimate.summary(_params(args))
+    print(json.dumps(found, indent=1) if args.json else estimate.render(found))
+
+
+def cmd_select(args) -> None:
+    from nasflow import io as nio
+    from nasflow import track
+    from nasflow.selection import select
+
+    params = _params(args)
+    tracker = track.start_run(params, f"select-{args.name}", tags={"stage": "select", "method": args.name},
+                              logged_params={"name": args.name}, enabled=not args.no_track)
+    with track.finishing(tracker):
+        try:
+            chosen = select(params, args.name, args.root)
+        except FileNotFoundError as exc:
+            raise NasflowError(f"a result file is missing: {exc.filename} (run its searches first)") from None
+        nio.write_json(Path(args.out), chosen)
+        tracker.log_metrics({"selected_error": next(c["error"] for c in chosen["candidates"] if c["seed"] == chosen["seed"])})
+        tracker.set_tags({"selected_seed": chosen["seed"], "arch_id": chosen["arch_id"]})
+        tracker.log_artifact(args.out)
+    shown = ", ".join(f"seed {c['seed']} {c['error']:.2f}%" for c in chosen["candidates"])
+    print(f"{args.name}: best of {chosen['best_of']} by {chosen['by']} is seed {chosen['seed']} ({chosen['arch_id']}); "
+          f"{shown} -> {args.out}")
+
+
 def cmd_consistency_kendall(args) -> None:
     from nasflow.search.consistency import kendall_table
 
@@ -287,11 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
-    p.add_argument("--method", required=True, help="one of: " + ", ".join(registry.names()))
+    p.add_argument("--method", required=True, help="a registered method (" + ", ".join(registry.names()) +
+                   ") or a variant under search.variants (it searches with its method and settings overlay)")
     p.add_argument("--space", default=None, help="pr-darts: the morphism space, a name under search.pr-darts.spaces "
                    "(darts-like, depth-restricted, unrestricted); short for --set search.pr-darts.space=NAME")
     _long_run_flags(p)
     p.set_defaults(func=cmd_search)
+
+    p = verbs.add_parser("plan", help="the jobs these settings imply per stage, and an estimate of their GPU-hours")
+    _settings_flags(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = verbs.add_parser("select", help="a best_of selection: which of a name's searches is retrained")
+    p.add_argument("--name", required=True, help="a search name whose search.protocol has select: {best_of: N, by: ...}")
+    p.add_argument("--root", default=".", help="the directory holding results/ (default: .)")
+    _settings_flags(p, out=True, track=True)
+    p.set_defaults(func=cmd_select)
 
     p = verbs.add_parser("train", help="train an evaluation network to a recipe (retraining, transfer)")
     p.add_argument("--genotype", required=True, help="a published cell name or a genotype JSON file")

@@ -34,37 +34,51 @@ def data_inputs(params, dataset: str) -> dict:
     return {"dataset": dataset, **({"svhn_extra": params["data"]["svhn_extra"]} if dataset == "svhn" else {})}
 
 
-def method_settings(params, method: str) -> dict:
+def method_settings(params, name: str) -> dict:
     """A search's settings: the common `search:` keys, its base method's block (a baseline searches its
-    method's space), its own block, and for ImageNet-style data its `imagenet:` sub-block, laid over each
-    other in that order; then the method's own `settle` (derived keys, cross-key checks)."""
+    method's space), its method's block, a variant's overlay (`name` may be a variant of
+    search.variants), and for ImageNet-style data the `imagenet:` sub-block, laid over each other in that
+    order; then the method's own `settle` (derived keys, cross-key checks)."""
+    from nasflow import protocol
     from nasflow.data.registry import dataset_info
     from nasflow.search import registry
 
+    method = protocol.method_of(params, name)
     declared = registry.method(method)
     search = params["search"]
     blocks = set(registry.names())
-    merged = {k: v for k, v in search.items() if k not in ("methods", "seeds") and k not in blocks}
+    merged = {k: v for k, v in search.items() if k not in NOT_SETTINGS and k not in blocks}
     if declared.base_method:
         merged.update(search.get(declared.base_method, {}))
     merged.update(search.get(method, {}))
+    overlay = protocol.variant_settings(params, name)
+    if isinstance(overlay.get("imagenet"), dict) and isinstance(merged.get("imagenet"), dict):
+        overlay["imagenet"] = {**merged["imagenet"], **overlay["imagenet"]}
+    merged.update(overlay)
     imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
     if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
         merged.update(imagenet)
     if merged["w_lr_min"] > merged["w_lr"]:
-        raise NasflowError(f"search.{method}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
+        raise NasflowError(f"search.{name}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
     return declared.settle(merged, method)
+
+
+# search: keys that describe which searches run, not how one search runs
+NOT_SETTINGS = ("methods", "seeds", "variants", "protocol")
 
 
 def splits_data(method: str, settings: dict) -> list[str]:
     """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
-    baseline, which scores candidates on held-out images) halves it with both; a one-level search trains
-    on all of it and reads the seed only to draw a subset, a validation part or ImageNet's classes."""
+    baseline, which scores candidates on held-out images) halves it with both, or reads the seed only
+    where its settings give their own `weights_fraction` (EnTranNAS's `imagenet:` block, with
+    `arch_fraction`: the settings carry both); a one-level search trains on all of it and reads the seed
+    only to draw a subset, a validation part or ImageNet's classes."""
     from nasflow.search import registry
 
     declared = registry.method(method)
     if not declared.trains_supernet or not declared.one_level:
-        return ["split_seed", "weights_fraction"]
+        own = declared.trains_supernet and settings.get("weights_fraction") is not None
+        return ["split_seed"] if own else ["split_seed", "weights_fraction"]
     drawn = settings["subset_per_class"] or settings["val_fraction"] or settings["dataset"] == "imagenet"
     return ["split_seed"] if drawn else []
 
@@ -78,17 +92,18 @@ SEARCH_ALGORITHMS = 2
 def search_inputs(params, method: str, seed: int) -> dict:
     """A search: its resolved settings (every default filled in), the data split it draws, and the
     version of the search algorithms."""
+    from nasflow import protocol
     from nasflow.search import registry
 
     settings = method_settings(params, method)
-    declared = registry.method(method)
+    declared = registry.method(protocol.method_of(params, method))
     if declared.epochs_bound:  # a bound, not a length: raising it changes no result
         settings = {k: v for k, v in settings.items() if k != "epochs"}
     if declared.base_method:  # a baseline searches its method's space but runs none of its method's rules
         own, base = _schema_keys(declared), _schema_keys(registry.method(declared.base_method))
         settings = {k: v for k, v in settings.items() if k in own or k not in base}
     data = _dataset_keys(params, settings["dataset"])
-    data.update({k: params["data"][k] for k in splits_data(method, settings)})
+    data.update({k: params["data"][k] for k in splits_data(declared.name, settings)})
     return {"kind": "search", "algorithms": SEARCH_ALGORITHMS, "method": method, "seed": seed, "settings": settings,
             "data": data}
 
@@ -97,7 +112,7 @@ def train_inputs(params, genotype: dict, dataset: str, recipe: str, seed: int) -
     """A training: the genotype's content, the resolved recipe, and the data settings it reads."""
     r = recipe_settings(params, recipe)
     data = _dataset_keys(params, dataset)
-    if r["train_subset_per_class"] or r["test_subset_per_class"]:
+    if r["train_subset_per_class"] or r["test_subset_per_class"] or r["holdout_fraction"]:
         data["split_seed"] = params["data"]["split_seed"]
     digest = hashlib.sha256(json.dumps(genotype, sort_keys=True).encode()).hexdigest()
     return {"kind": "train", "genotype_sha256": digest, "dataset": dataset, "recipe": r, "seed": seed, "data": data}

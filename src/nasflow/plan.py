@@ -9,18 +9,38 @@ from pathlib import Path
 from typing import Callable
 
 from nasflow import io as nio
+from nasflow import protocol
 from nasflow.errors import NasflowError
 from nasflow.search import registry
 from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
-TRAIN_DIR = "results/train/{arch_id}/{dataset}/seed{seed}"
+TRAIN_DIR = "results/{stage}/{arch_id}/{dataset}/seed{seed}"
 CONSISTENCY_FILE = "results/consistency/{method}/seed{seed}.json"
+SELECTION_FILE = "results/selection/{name}.json"
+STAGES = ("train", "short-retrain")  # retraining and transfer; a selection's short retraining
 
 
 def searches(params) -> list[tuple[str, int]]:
-    s = params["search"]
-    return [(m, seed) for m in s["methods"] for seed in s["seeds"]]
+    """(name, seed) of every search: each method or variant of search.methods, with its protocol's seeds."""
+    return [(name, seed) for name in protocol.names(params) for seed in protocol.search_seeds(params, name)]
+
+
+def selection_file(name: str) -> str:
+    return SELECTION_FILE.format(name=name)
+
+
+def selected_names(params) -> list[str]:
+    """The searches whose cells are chosen by a `best_of` selection before any retraining."""
+    return [name for name in protocol.names(params) if protocol.selection(params, name)]
+
+
+def short_retrain_jobs(params, name: str, archs_file: Callable[[str, int], str]) -> list[tuple[str, str, int]]:
+    """(arch_id, dataset, seed) of a `best_of ... by: short_retrain` selection: each search's final cell,
+    trained once (the first retraining seed) on held-out training images of the retraining dataset."""
+    dataset, seed = protocol.retrain_dataset(params, name), protocol.retrain_seeds(params, name)[0]
+    return [(final_architecture(read_architectures(archs_file(name, s)))["id"], dataset, seed)
+            for s in protocol.search_seeds(params, name)]
 
 
 def search_dir(method: str, seed: int) -> str:
@@ -34,11 +54,11 @@ def consistency_file(method: str, seed: int) -> str:
 
 def consistency_searches(params) -> list[tuple[str, int]]:
     """The searches that leave a super-net to compare with its derived cell (not the random baseline)."""
-    return [(m, s) for m, s in searches(params) if registry.method(m).trains_supernet]
+    return [(m, s) for m, s in searches(params) if registry.method(protocol.method_of(params, m)).trains_supernet]
 
 
-def train_dir(arch_id: str, dataset: str, seed: int) -> str:
-    return TRAIN_DIR.format(arch_id=arch_id, dataset=dataset, seed=seed)
+def train_dir(arch_id: str, dataset: str, seed: int, stage: str = "train") -> str:
+    return TRAIN_DIR.format(stage=stage, arch_id=arch_id, dataset=dataset, seed=seed)
 
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -63,10 +83,14 @@ def final_architecture(entries: list[dict]) -> dict:
     return entries[-1]
 
 
-def searched_architectures(params, archs_file: Callable[[str, int], str]) -> list[dict]:
-    """Every architecture every search yielded: one per search, or one per Pareto point."""
+def searched_architectures(params, archs_file: Callable[[str, int], str],
+                           chosen_seed: Callable[[str], int] | None = None) -> list[dict]:
+    """Every architecture the kept searches yielded (one per search, or one per Pareto point): all of a
+    name's searches, or for a `best_of` selection the one `chosen_seed(name)` names."""
     out = []
     for method, seed in searches(params):
+        if protocol.selection(params, method) and (chosen_seed is None or seed != chosen_seed(method)):
+            continue
         for entry in read_architectures(archs_file(method, seed)):
             out.append({**entry, "method": method, "search_seed": seed,
                         "genotype_path": f"{search_dir(method, seed)}/{entry['genotype']}"})  # checked on reading
@@ -74,9 +98,10 @@ def searched_architectures(params, archs_file: Callable[[str, int], str]) -> lis
 
 
 def genotype_ref(arch_id: str) -> str:
-    """The genotype a training job reads: a searched cell's file, or a published cell's name."""
+    """The genotype a training job reads: a searched cell's file (<name>-s<seed>-<index>, the name a method
+    or a variant), or a published cell's name."""
     m = SEARCHED_ID.match(arch_id)
-    if m and m["method"] in registry.names():
+    if m:
         # architectures.json names the file; the first architecture of a search is its genotype.json
         path = Path(search_dir(m["method"], int(m["seed"]))) / "architectures.json"
         if path.is_file():
@@ -86,13 +111,50 @@ def genotype_ref(arch_id: str) -> str:
         return str(path.parent / "genotype.json")
     if arch_id in zoo_entries():
         return arch_id
-    raise ValueError(f"architecture id {arch_id!r} is neither a searched cell (<method>-s<seed>-<index>) "
+    raise ValueError(f"architecture id {arch_id!r} is neither a searched cell (<name>-s<seed>-<index>) "
                      "nor a published cell")
 
 
-def recipe_for(params, dataset: str) -> str:
+def arch_name(arch_id: str) -> str | None:
+    """The search name (method or variant) of a searched cell's id; None for a published cell."""
+    m = SEARCHED_ID.match(arch_id)
+    return m["method"] if m else None
+
+
+def retrain_dataset_of(params, arch_id: str) -> str:
+    name = arch_name(arch_id)
+    return protocol.retrain_dataset(params, name) if name else params["train"]["dataset"]
+
+
+def recipe_for(params, arch_id: str, dataset: str, stage: str = "train") -> str:
+    """The recipe of one training job. Retraining: the search's (or published cell's) own paper's recipe
+    from train.recipe_by_method (a variant falls back to its method's), else train.recipe, and always
+    train.recipe with common_recipe. Transfer keeps ASAP's protocol (4.3): every cell the same recipe, a
+    dataset's own where recipe_by_dataset names one (ImageNet). A selection's short retraining:
+    train.selection_recipe."""
     train = params["train"]
-    return train["recipe"] if dataset == train["dataset"] else train["transfer"]["recipe"]
+    if stage == "short-retrain":
+        return train["selection_recipe"]
+    if dataset != retrain_dataset_of(params, arch_id):
+        return train["transfer"]["recipe_by_dataset"].get(dataset, train["transfer"]["recipe"])
+    if train["common_recipe"]:
+        return train["recipe"]
+    by = train["recipe_by_method"]
+    name = arch_name(arch_id)
+    if name is None:
+        return by.get(arch_id, train["recipe"])
+    return by.get(name, by.get(protocol.method_of(params, name), train["recipe"]))
+
+
+def recipes_used(params) -> list[str]:
+    """Every recipe a training job of these settings can name (checked before any job runs)."""
+    train = params["train"]
+    names = [train["recipe"], train["transfer"]["recipe"], *train["transfer"]["recipe_by_dataset"].values()]
+    if not train["common_recipe"]:
+        names += list(train["recipe_by_method"].values())
+    if selected_names(params):
+        names.append(train["selection_recipe"])
+    return list(dict.fromkeys(names))
 
 
 def transfer_architectures(params, searched: list[dict]) -> list[str]:
@@ -110,10 +172,24 @@ def transfer_architectures(params, searched: list[dict]) -> list[str]:
     return list(transfer["cells"]) + [i for ids in per_method.values() for i in ids[:n]]
 
 
-def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:
-    """(arch_id, dataset, seed) of every retraining and transfer run."""
-    train = params["train"]
-    jobs = [(a["id"], train["dataset"], s) for a in searched for s in train["seeds"]]
+def transfer_jobs(params, searched: list[dict]) -> list[tuple[str, str]]:
+    """(arch_id, dataset) of every transfer: published cells to train.transfer.datasets, a searched cell to
+    its search's protocol `transfer` datasets (by default the same)."""
+    cells = set(params["train"]["transfer"]["cells"])
+    out = []
     for arch_id in transfer_architectures(params, searched):
-        jobs += [(arch_id, d, s) for d in train["transfer"]["datasets"] for s in train["seeds"]]
+        name = None if arch_id in cells else arch_name(arch_id)
+        datasets = protocol.transfer_datasets(params, name) if name else params["train"]["transfer"]["datasets"]
+        out += [(arch_id, d) for d in datasets]
+    return out
+
+
+def training_jobs(params, searched: list[dict]) -> list[tuple[str, str, int]]:
+    """(arch_id, dataset, seed) of every retraining (each search name's protocol: its dataset and seeds;
+    train.retrain_cells: train.dataset and train.seeds) and transfer run (train.seeds)."""
+    train = params["train"]
+    jobs = [(a["id"], protocol.retrain_dataset(params, a["method"]), s)
+            for a in searched for s in protocol.retrain_seeds(params, a["method"])]
+    jobs += [(cell, train["dataset"], s) for cell in train["retrain_cells"] for s in train["seeds"]]
+    jobs += [(arch_id, d, s) for arch_id, d in transfer_jobs(params, searched) for s in train["seeds"]]
     return list(dict.fromkeys(jobs))

@@ -26,14 +26,14 @@ class Params(dict):
 
 
 def schema() -> dict:
-    """params.schema.yaml with the registered search methods: the list `search.methods` may name, and
-    each method's block (the common search keys, laid under what the method declares)."""
+    """params.schema.yaml with each registered search method's block (the common search keys, laid under
+    what the method declares)."""
     from nasflow.search import registry
 
     full = yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
     search = full["properties"]["search"]
     common = full["$defs"]["search_common"]
-    search["properties"]["methods"]["items"]["enum"] = registry.names()
+    search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: nasflow.protocol.check
     for name in registry.names():
         declared = registry.method(name).schema
         declared = declared(common) if callable(declared) else declared
@@ -122,6 +122,8 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
         raise NasflowError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise NasflowError(f"{path}: the top level must be a mapping of settings")
+    from nasflow import protocol
+
     profiles = raw.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise NasflowError(f"{path}: 'profiles' must map profile names to overlays")
@@ -131,7 +133,12 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
         if not isinstance(overlay, dict):
             raise NasflowError(f"{path}: profiles.{name} must be a mapping")
         try:
-            validate(deep_merge(raw, overlay), f"{path} (profile {name})")
+            merged = deep_merge(raw, overlay)
+            validate(merged, f"{path} (profile {name})")
+            try:
+                protocol.check(merged)
+            except NasflowError as exc:
+                raise NasflowError(f"{path} (profile {name}): {exc}") from None
         except NasflowError as exc:
             raise NasflowError(str(exc).replace(f"{path} (profile {name}): ", f"{path}: profiles.{name}: ")) from None
     cfg = raw
@@ -143,6 +150,10 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     for assignment in overrides:
         apply_override(cfg, assignment)
     validate(cfg, str(path))
+    try:
+        protocol.check(cfg)
+    except NasflowError as exc:
+        raise NasflowError(f"{path}: {exc}") from None
     params = Params(cfg)
     params.base_dir = path.resolve().parent
     params.profile = cfg["profile"]

@@ -26,7 +26,7 @@ def _write(path: Path, obj):
 @pytest.fixture
 def results(params_file, tmp_path):
     params = load_params(params_file, overrides=[
-        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "train.seeds=[0, 1]",
+        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0, 1]",
         f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
     root = tmp_path / "tree"
     for method, seeds in SEARCHES.items():
@@ -56,7 +56,7 @@ def results(params_file, tmp_path):
 def test_every_table_is_built_from_the_files(results, tmp_path):
     params, root = results
     tables = build_tables(params, root)
-    t1 = tables["table1"].set_index("architecture")
+    t1 = tables["table1"].drop_duplicates("architecture").set_index("architecture")  # one row per pairing
     assert list(t1.index)[:6] == ["darts-s0-0", "darts-s1-0", "darts-s2-0", "gold-nas-s0-0", "gold-nas-s0-1", "gold-nas-s0-2"]
     assert len(t1) == 3 + 3 * 3  # every Pareto point of every search
     assert t1.loc["darts-s0-0", "test_error_mean"] == pytest.approx(3.1)
@@ -114,3 +114,28 @@ def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
             (root / f"results/search/{name}/seed{seed}/history.csv").write_text(",".join(columns) + "\n" + rows + "\n")
     path = search_curves_figure(params, root, tmp_path / "curves.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_published_figures_sit_beside_the_reproduced_ones(results):
+    """The join of published.csv: a final cell beside every published row of its search (delta =
+    reproduced - published), a front's points by nearest MACs, a published cell by its name."""
+    params, root = results
+    tables = build_tables(params, root)
+    t1 = tables["table1"]
+    darts = t1[t1["architecture"] == "darts-s0-0"].set_index("paper")
+    # DARTS (first order) as ASAP Table 1, GOLD-NAS Table 1 and PR-DARTS Table 3 print it
+    assert darts["paper_test_error"].to_dict() == {"asap": 2.94, "gold-nas": 3.00, "pr-darts": 2.94}
+    assert darts.loc["gold-nas", "delta"] == pytest.approx(3.1 - 3.00)
+    gold = t1[t1["paper_row"].astype(str).str.startswith("GOLD-NAS-")].set_index("paper_row")
+    assert gold.loc["GOLD-NAS-A", "architecture"] == "gold-nas-s0-2"  # 245 M MACs: the nearest point
+    assert gold.loc["GOLD-NAS-F", "architecture"] == "gold-nas-s0-1"  # 355 M: 400 is nearer than 245
+    assert "GOLD-NAS-G" not in gold.index  # the mu = 0 front is another search (gold-nas-mu0)
+    assert gold.loc["GOLD-NAS-A", "delta"] == pytest.approx(3.4 - 2.99)
+    unpaired = t1[t1["architecture"] == "gold-nas-s0-0"]  # 546 M on the mu = 1 front: no published row nearer
+    assert len(unpaired) == 1 and unpaired["paper"].isna().all()
+    t2 = tables["table2"].set_index("architecture")
+    # ASAP Table 2's DARTS-Rev2 row is the DARTS_V2 cell; Fashion-MNIST 3.68, Freiburg 10.8
+    assert t2.loc["DARTS_V2", "paper_fashion-mnist_error"] == 3.68
+    assert t2.loc["DARTS_V2", "delta_freiburg"] == pytest.approx(6.5 - 10.8)  # seeds 0, 1: 6.0 and 7.0
+    t3 = tables["table3"].set_index("method")
+    assert t3.loc["darts", "paper_row"] == "DARTS(1nd)" and t3.loc["darts", "delta"] == pytest.approx(3.2 - 2.94)

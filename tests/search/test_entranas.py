@@ -483,3 +483,172 @@ def test_dst_search_interrupted_after_an_epoch_resumes_to_the_same_result(smoke_
         json.loads((tmp_path / "whole" / "genotype.json").read_text())
     with np.load(tmp_path / "cut" / "alphas.npz") as a, np.load(tmp_path / "whole" / "alphas.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+# ---- searching directly on ImageNet (section 4.3, appendix A.1) --------------------------------------------
+
+def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_file):
+    """The `imagenet:` sub-blocks are laid over only on ImageNet-style data; a typo names the bad key, and
+    the search fingerprint follows the split settings it reads (the block's fractions, not data.weights_fraction)."""
+    from nasflow.jobs import method_settings, search_inputs
+
+    expected = {"entranas": (1024, 0.5, 6e-3, 5.0, 0.923), "entranas-dst": (1024, 0.5, 6e-3, 1.0, 0.9)}
+    for method, values in expected.items():
+        cifar = method_settings(load_params(params_file, "paper"), method)
+        assert "weights_fraction" not in cifar and "arch_fraction" not in cifar and cifar["batch_size"] == 512
+        for dataset in ("imagenet", "imagenette64"):
+            s = method_settings(load_params(params_file, "paper", [f"search.{method}.dataset={dataset}"]), method)
+            assert (s["batch_size"], s["w_lr"], s["a_lr"], s["temperature0"], s["temperature_decay"]) == values
+            assert (s["weights_fraction"], s["arch_fraction"], s["eval_channels"], s["eval_layers"]) == (0.1, 0.1, 48, 14)
+            assert (s["layers"], s["channels"], s["epochs"], s["w_lr_min"]) == (8, 16, 50, 0.0)  # 4.3's super-net
+    assert method_settings(load_params(params_file, "paper", ["search.entranas-dst.dataset=imagenet"]),
+                           "entranas-dst")["lambda"] == 0.2  # Table 7
+    with pytest.raises(NasflowError, match=r"search\.entranas\.imagenet\.arch_fracton"):
+        load_params(params_file, None, ["search.entranas.imagenet.arch_fracton=0.2"])
+    with pytest.raises(NasflowError, match="weights_fraction"):
+        load_params(params_file, None, ["search.entranas-dst.weights_fraction=0.2"])  # only in the imagenet block
+    with pytest.raises(NasflowError, match="add up to more than 1"):
+        method_settings(load_params(params_file, None, ["search.entranas.dataset=imagenet",
+                                                        "search.entranas.imagenet.weights_fraction=0.6",
+                                                        "search.entranas.imagenet.arch_fraction=0.5"]), "entranas")
+
+    def fingerprint_data(*overrides):
+        return search_inputs(load_params(params_file, None, ["search.entranas.dataset=imagenet", *overrides]),
+                             "entranas", 0)
+    base = fingerprint_data()
+    assert base["data"] == {"imagenet_classes": None, "imagenet_fraction": None, "split_seed": 0}
+    assert fingerprint_data("data.weights_fraction=0.6") == base  # not read on ImageNet
+    for changed in ("search.entranas.imagenet.arch_fraction=0.2", "search.entranas.imagenet.weights_fraction=0.2",
+                    "data.split_seed=1", "data.imagenet_classes=10", "data.imagenet_fraction=0.5"):
+        assert fingerprint_data(changed) != base, changed
+    cifar = search_inputs(load_params(params_file, None), "entranas", 0)["data"]
+    assert cifar["weights_fraction"] == 0.5  # CIFAR-10's halves still read it
+
+
+def test_stratified_parts_are_disjoint_per_class_draws():
+    import numpy as np
+
+    from nasflow.data.folders import stratified_parts
+
+    labels = np.repeat([0, 1, 2], [10, 20, 7])
+    w, a = stratified_parts(labels, (0.1, 0.1), seed=0)
+    assert np.bincount(labels[w]).tolist() == [1, 2, 1] and np.bincount(labels[a]).tolist() == [1, 2, 1]
+    assert not set(w) & set(a)
+    w2, rest = stratified_parts(labels, (0.5, None), seed=0)  # None: the rest of every class
+    assert sorted([*w2, *rest]) == list(range(len(labels))) and np.bincount(labels[w2]).tolist() == [5, 10, 4]
+    assert np.array_equal(stratified_parts(labels, (0.5, None), seed=0)[0], w2)
+    assert not np.array_equal(stratified_parts(labels, (0.5, None), seed=1)[0], w2)
+    with pytest.raises(NasflowError, match="class 2 has 7 images"):
+        stratified_parts(labels, (0.5, 0.5), seed=0)  # rounded per class: 4 + 4 of 7 images
+    with pytest.raises(NasflowError, match="at most 1"):
+        stratified_parts(labels, (0.6, 0.5), seed=0)
+
+
+def _imagenet_tree(root, classes=3, train=10, val=2):
+    """Class folders in ImageNet's layout (written here, never passed off as ImageNet's images); the val
+    folder holds corrupt files, so any read of it fails loudly."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / "imagenet" / "train" / f"n0000000{c}"
+        folder.mkdir(parents=True)
+        for i in range(train):
+            Image.fromarray(rng.integers(0, 255, (24, 28, 3), dtype=np.uint8)).save(
+                folder / (f"img{i}.JPEG" if i % 2 else f"img{i}.png"))
+        poisoned = root / "imagenet" / "val" / f"n0000000{c}"
+        poisoned.mkdir(parents=True)
+        for i in range(val):
+            (poisoned / f"val{i}.JPEG").write_bytes(b"not an image: the search must never open ImageNet's val split")
+
+
+@pytest.mark.parametrize("method", ["entranas", "entranas-dst"])
+def test_imagenet_search_draws_disjoint_per_class_parts_and_never_opens_val(params_file, tmp_path, monkeypatch, method):
+    """Appendix A.1: a part of every class's training images trains the weights and another, disjoint part
+    alpha (here 30 % and 20 % of 10 images: 3 and 2 per class), streamed from train/; val/ (ImageNet's
+    test set) is neither listed nor opened."""
+    from collections import Counter
+
+    import PIL.Image
+
+    from nasflow.data import folders
+    from nasflow.search.engine import SearchRun
+
+    _imagenet_tree(tmp_path / "archives")
+    listed, opened = [], []
+    real_index, real_open = folders.index_split, PIL.Image.open
+    monkeypatch.setattr(folders, "index_split", lambda root, split, classes: (listed.append(split),
+                                                                               real_index(root, split, classes))[1])
+    monkeypatch.setattr(PIL.Image, "open", lambda path, *a, **k: (opened.append(path), real_open(path, *a, **k))[1])
+    M = f"search.{method}"
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{M}.dataset=imagenet",
+                                                 f"{M}.imagenet.weights_fraction=0.3", f"{M}.imagenet.arch_fraction=0.2",
+                                                 f"{M}.imagenet.batch_size=3", f"{M}.epochs=1", f"{M}.layers=3",
+                                                 f"{M}.channels=4", "runtime.progress=none"])
+    run = SearchRun(params, method, 0, tmp_path / "out", track_runs=False)
+    result = run.run()
+
+    weights, arch = run.train_batches.dataset, run.arch_batches.dataset
+    assert Counter(weights.labels.tolist()) == {0: 3, 1: 3, 2: 3}  # every class, its configured size
+    assert Counter(arch.labels.tolist()) == {0: 2, 1: 2, 2: 2}
+    assert not set(weights.paths) & set(arch.paths)
+    assert all(p.parent.name == f"n0000000{label}" for p, label in zip(weights.paths + arch.paths,
+                                                                       [*weights.labels, *arch.labels]))
+    assert run.val_batches.dataset.paths == arch.paths and not run.val_batches.train  # alpha's part, unaugmented
+    assert run.n_classes == 3 and run.net.space.stem == "imagenet" and run.net.classifier.out_features == 3
+    assert set(listed) == {"train"} and opened  # the val split is never even listed
+    opened_paths = {str(p) for p in opened}
+    assert opened_paths <= {str(p) for p in weights.paths + arch.paths}
+    assert {str(p) for p in arch.paths} <= opened_paths  # alpha trained (and was measured) on its own part
+    assert all("/val/" not in p for p in opened_paths)
+    history = list(csv.DictReader(open(tmp_path / "out" / "history.csv")))
+    assert len(history) == 1 and 0 <= float(history[0]["val_error"]) <= 100
+    assert result["epochs"] == 1 and (tmp_path / "out" / "genotype.json").is_file()
+
+    # the parts are drawn with data.split_seed: the same seed draws the same images, another seed others
+    again = SearchRun(params, method, 0, tmp_path / "again", track_runs=False)
+    again._data()
+    assert again.train_batches.dataset.paths == weights.paths and again.arch_batches.dataset.paths == arch.paths
+    other = SearchRun(load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']",
+                                                         f"{M}.dataset=imagenet", "data.split_seed=1",
+                                                         f"{M}.imagenet.weights_fraction=0.3",
+                                                         f"{M}.imagenet.arch_fraction=0.2"]),
+                      method, 0, tmp_path / "other", track_runs=False)
+    other._data()
+    assert other.train_batches.dataset.paths != weights.paths
+    assert Counter(other.train_batches.dataset.labels.tolist()) == {0: 3, 1: 3, 2: 3}
+
+
+def test_other_bilevel_methods_are_still_refused_on_streamed_imagenet(params_file, tmp_path):
+    from nasflow.search.engine import SearchRun
+
+    _imagenet_tree(tmp_path / "archives", train=2)
+    params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']",
+                                                 "search.darts.dataset=imagenet"])
+    with pytest.raises(NasflowError, match=r"search\.darts: a bi-level search on streamed ImageNet"):
+        SearchRun(params, "darts", 0, tmp_path / "out", track_runs=False)._data()
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "imagenette64-subset-jpeg.npz").is_file(),
+                    reason="needs ../shared/datasets/imagenette64-subset-jpeg.npz")
+def test_imagenet_block_search_on_imagenette64(smoke_params, tmp_path):
+    """The `imagenet:` block on the in-memory ImageNet stand-in: the paper's 10 % + 10 % of every class (of
+    the smoke profile's 80 images per class: 8 + 8), disjoint, at toy size for one epoch."""
+    import numpy as np
+
+    from nasflow.search.engine import SearchRun
+
+    params = load_params(smoke_params, None, ["search.entranas.dataset=imagenette64", "search.entranas.epochs=1",
+                                              "runtime.progress=none"])
+    run = SearchRun(params, "entranas", 0, tmp_path / "s", track_runs=False)
+    assert (run.s["weights_fraction"], run.s["arch_fraction"], run.s["batch_size"]) == (0.1, 0.1, 16)
+    result = run.run()
+    w, a = run.train_batches, run.arch_batches
+    assert np.bincount(w.y.numpy()).tolist() == [8] * 10 and np.bincount(a.y.numpy()).tolist() == [8] * 10
+    trained = {x.numpy().tobytes() for x in w.x}
+    assert not any(x.numpy().tobytes() in trained for x in a.x)
+    assert run.net.space.stem == "imagenet" and run.net.classifier.out_features == 10
+    assert result["epochs"] == 1 and (tmp_path / "s" / "genotype.json").is_file()
+    history = list(csv.DictReader(open(tmp_path / "s" / "history.csv")))
+    assert [float(r["temperature"]) for r in history] == pytest.approx([1.0])

@@ -34,6 +34,7 @@ rule report:
         trainings=training_outputs,
         searches=[f"{plan.search_dir(m, s)}/search.json" for m, s in plan.searches(PARAMS)],
         consistency=[plan.consistency_file(m, s) for m, s in plan.consistency_searches(PARAMS)],
+        selections=[plan.selection_file(n) for n in plan.selected_names(PARAMS)],
     output:
         # `snakemake --report report.html` shows the tables and figures with these captions
         [report(f"results/{t}.csv", caption=f"../report/{t}.rst", category="Tables") for t in REPORT],

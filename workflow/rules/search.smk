@@ -29,3 +29,21 @@ checkpoint search:
 rule all_searches:
     input:
         [f"{plan.search_dir(m, s)}/architectures.json" for m, s in plan.searches(PARAMS)],
+
+
+# A `best_of` selection (search.protocol.<name>.select): which of a name's searches is retrained. A
+# checkpoint: the trainings fan out over the kept search's architectures only.
+checkpoint select:
+    input:
+        selection_inputs,
+    output:
+        "results/selection/{name}.json",
+    params:
+        inputs=lambda w: jobs.as_rule_params({"protocol": PARAMS["search"]["protocol"].get(w.name, {}),
+                                              "selection_recipe": PARAMS["train"]["selection_recipe"]}),
+    log:
+        "logs/select/{name}.log",
+    resources:
+        runtime=PARAMS["runtime"]["minutes"]["select"],
+    shell:
+        "{NASFLOW} select --name {wildcards.name} {SETTINGS} --out {output} > {log} 2>&1"

@@ -1,23 +1,26 @@
-# Retraining (every searched architecture on train.dataset) and transfer (a few cells on other datasets).
+# Retraining (every kept architecture, by its search's protocol) and transfer (a few cells on other
+# datasets) under results/train/; a `best_of ... by: short_retrain` selection's short trainings under
+# results/short-retrain/. Each job's recipe: plan.recipe_for.
 
 rule train:
     input:
         genotype=genotype_input,
         data=f"{DATA_ROOT}/{{dataset}}.npz",
     output:
-        metrics="results/train/{arch_id}/{dataset}/seed{seed}/metrics.json",
+        metrics="results/{stage}/{arch_id}/{dataset}/seed{seed}/metrics.json",
     params:
         out=lambda w, output: os.path.dirname(output.metrics),
         genotype=genotype_of,
-        recipe=lambda w: plan.recipe_for(PARAMS, w.dataset),
+        recipe=recipe_of,
         inputs=lambda w: jobs.as_rule_params(jobs.train_inputs(
-            PARAMS, jobs.genotype_content(genotype_of(w)), w.dataset, plan.recipe_for(PARAMS, w.dataset), int(w.seed))),
+            PARAMS, jobs.genotype_content(genotype_of(w)), w.dataset, recipe_of(w), int(w.seed))),
     log:
-        "logs/train/{arch_id}/{dataset}/seed{seed}.log",
+        "logs/{stage}/{arch_id}/{dataset}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/train/{arch_id}/{dataset}/seed{seed}.tsv"
+        "logs/benchmarks/{stage}/{arch_id}/{dataset}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
+        stage="|".join(plan.STAGES),
     threads: 1
     resources:
         gpu=1,

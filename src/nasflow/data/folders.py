@@ -1,7 +1,8 @@
 """ImageNet from its class folders, streamed (it does not fit in memory as one array): random resized
 crop (scale 0.08 to 1) and flip for training, resize to 256/224 of the size and centre crop for test,
 optionally a seeded subset of classes and a seeded, per-class fraction of the images (GOLD-NAS and
-EnTranNAS search on such subsets)."""
+EnTranNAS search on such subsets), and seeded, disjoint per-class parts of them (a bi-level search's
+weight and architecture images: EnTranNAS appendix A.1, 10 % and another 10 % of every class)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,32 @@ def choose(root: Path, params, seed: int) -> tuple[list[str], float | None]:
     return classes, params["data"].get("imagenet_fraction")
 
 
+def stratified_parts(labels: np.ndarray, fractions, seed: int = 0) -> list[np.ndarray]:
+    """Disjoint index sets, one per fraction: part k holds round(n * fractions[k]) (at least one) of
+    every class of n images, drawn per class with `seed` (one permutation per class, cut in order); a
+    last fraction None takes the rest of every class."""
+    given = [f for f in fractions if f is not None]
+    if (None in fractions[:-1] or any(not 0 < f <= 1 for f in given) or sum(given) > 1 + 1e-9
+            or (fractions[-1] is None and sum(given) >= 1)):
+        raise NasflowError(f"per-class parts {list(fractions)}: each must be in (0, 1] and together at most 1")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in fractions]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        sizes = [max(1, int(round(len(idx) * f))) for f in given]
+        if fractions[-1] is None:
+            sizes.append(len(idx) - sum(sizes))
+        if sum(sizes) > len(idx) or min(sizes) < 1:
+            raise NasflowError(f"class {c} has {len(idx)} images: too few for per-class parts of "
+                               f"{' + '.join(map(str, fractions))} ({' + '.join(map(str, sizes))} images)")
+        start = 0
+        for part, n in zip(parts, sizes):
+            part.append(idx[start:start + n])
+            start += n
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
 class _Images(torch.utils.data.Dataset):
     def __init__(self, paths, labels, transform):
         self.paths, self.labels, self.transform = paths, labels, transform
@@ -70,10 +97,12 @@ class FolderBatches:
 
     def __init__(self, params, split: str, batch_size: int, train: bool, image_size: int = 224,
                  autoaugment: bool = False, device="cpu", workers: int = 0, hold_out: float = 0.0,
-                 held_out: bool = False):
+                 held_out: bool = False, parts: tuple[float, ...] | None = None, part: int = 0):
         """`hold_out`: a fraction of every class set aside (seeded with data.split_seed); these batches
         stream the rest, or with `held_out` that part only (a search's validation images, never the val
-        split, which is ImageNet's test set)."""
+        split, which is ImageNet's test set). `parts`: disjoint per-class fractions of the training images
+        (`stratified_parts`, seeded with data.split_seed); these batches stream part number `part` only
+        (a bi-level search's weight images, 0, and architecture images, 1)."""
         from torchvision.transforms import v2
 
         root = find_imagenet(params)
@@ -81,6 +110,11 @@ class FolderBatches:
         paths, labels = index_split(root, split, classes)
         if fraction and split == "train":  # the same subset for training and held-out batches
             keep = stratified_subset(labels, fraction=fraction, seed=params["data"]["split_seed"])
+            paths, labels = [paths[i] for i in keep], labels[keep]
+        if parts:
+            if hold_out or split != "train":
+                raise NasflowError("FolderBatches: `parts` divides the training images and excludes `hold_out`")
+            keep = stratified_parts(labels, parts, params["data"]["split_seed"])[part]
             paths, labels = [paths[i] for i in keep], labels[keep]
         if hold_out:
             rest, held = stratified_split(labels, 1.0 - hold_out, params["data"]["split_seed"])

@@ -65,8 +65,9 @@ def build_figures(params, tables: dict[str, pd.DataFrame], root: str | Path, out
     root, out = Path(root), Path(out)
     written = [pareto_figure(tables["pareto"], out / "pareto.png"),
                search_curves_figure(params, root, out / "search_curves.png")]
-    searched = plan.searched_architectures(params, lambda m, s: root / plan.search_dir(m, s) / "architectures.json")
-    for arch in searched:
+    from nasflow.report.tables import searched
+
+    for arch in searched(params, root):
         genotype = load_genotype(root / arch["genotype_path"])
         genotype.name = arch["id"]
         written.append(draw_genotype(genotype, out / "cells" / f"{arch['id']}.png"))

@@ -1,9 +1,14 @@
 """The papers' tables and figures, built from result files only (never from live objects).
 
-table1.csv  architecture, method, seeds, test_error_mean, test_error_std, params_M, macs_M,
-            search_gpu_days, search_device                      (retraining on train.dataset)
+table1.csv  architecture, method (the search name: a method or variant), dataset, seeds, test_error_mean,
+            test_error_std, params_M, macs_M, search_gpu_days, search_device      (retraining: every kept
+            cell on its protocol's dataset and seeds; train.retrain_cells as method `published`)
 table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout)
+Tables 1 and 3 gain paper, paper_table, paper_row, paper_test_error, paper_test_error_std, paper_params_M,
+paper_macs_M, paper_search_gpu_days and delta (reproduced - published) from published.csv: one row per
+pairing (report/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
+delta_<dataset>; consistency.csv paper_child_error (EnTranNAS Table 1).
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
             test_error
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
@@ -19,11 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from nasflow import io as nio
-from nasflow import plan
+from nasflow import plan, protocol
+from nasflow.report import published
 from nasflow.jobs import method_settings
 from nasflow.search import registry
 
-TABLE1 = ["architecture", "method", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
+TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
@@ -35,8 +41,26 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _metrics(root: Path, arch_id: str, dataset: str, seeds) -> list[dict]:
-    return [_json(root / plan.train_dir(arch_id, dataset, s) / "metrics.json") for s in seeds]
+def _metrics(root: Path, arch_id: str, dataset: str, seeds, reported: str = "final") -> list[dict]:
+    """Each training's metrics.json; with `last_5_mean` (PR-DARTS 4.1) top1_error is the mean of its last
+    five epochs' test errors, from its history.csv."""
+    out = []
+    for s in seeds:
+        folder = root / plan.train_dir(arch_id, dataset, s)
+        metrics = _json(folder / "metrics.json")
+        if reported == "last_5_mean":
+            history = pd.read_csv(folder / "history.csv")
+            metrics = {**metrics, "top1_error": float(history["top1_error"].tail(5).mean())}
+        out.append(metrics)
+    return out
+
+
+def searched(params, root: Path) -> list[dict]:
+    """The kept architectures, a `best_of` selection's read from its results/selection/<name>.json."""
+    from nasflow.selection import chosen_seed
+
+    return plan.searched_architectures(params, lambda m, s: root / plan.search_dir(m, s) / "architectures.json",
+                                       lambda name: chosen_seed(root / plan.selection_file(name)))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -45,43 +69,58 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _schedule(params, method: str) -> str:
-    return registry.method(method).describe(method_settings(params, method))
+    return registry.method(protocol.method_of(params, method)).describe(method_settings(params, method))
 
 
 def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     root = Path(root)
     train = params["train"]
-    searched = plan.searched_architectures(params, lambda m, s: root / plan.search_dir(m, s) / "architectures.json")
+    found = searched(params, root)
+    last = {(arch["method"], arch["search_seed"]): arch["id"] for arch in found}
+    finals = {arch_id: name for (name, _), arch_id in last.items()}  # each search's final cell -> its name
     seeds = train["seeds"]
     rows1, rows3, pareto = [], [], []
     per_method: dict[str, list[dict]] = {}
-    for arch in searched:
-        metrics = _metrics(root, arch["id"], train["dataset"], seeds)
-        search = _json(root / plan.search_dir(arch["method"], arch["search_seed"]) / "search.json")
+    for arch in found:
+        name = arch["method"]
+        retrain_seeds = protocol.retrain_seeds(params, name)
+        metrics = _metrics(root, arch["id"], protocol.retrain_dataset(params, name), retrain_seeds,
+                           protocol.reported(params, name))
+        search = _json(root / plan.search_dir(name, arch["search_seed"]) / "search.json")
         mean, std = _mean_std([m["top1_error"] for m in metrics])
-        rows1.append({"architecture": arch["id"], "method": arch["method"], "seeds": ",".join(map(str, seeds)),
+        rows1.append({"architecture": arch["id"], "method": name, "dataset": protocol.retrain_dataset(params, name),
+                      "final": arch["id"] in finals,
+                      "seeds": ",".join(map(str, retrain_seeds)),
                       "test_error_mean": mean, "test_error_std": std, "params_M": metrics[0]["params_M"],
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
         pareto.append({"method": arch["method"], "seed": arch["search_seed"], "arch_id": arch["id"],
                        "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean})
         per_method.setdefault(arch["method"], []).extend(metrics)
+    for cell in train["retrain_cells"]:  # published cells retrained beside the searched ones
+        metrics = _metrics(root, cell, train["dataset"], seeds)
+        mean, std = _mean_std([m["top1_error"] for m in metrics])
+        rows1.append({"architecture": cell, "method": "published", "dataset": train["dataset"], "final": False,
+                      "seeds": ",".join(map(str, seeds)), "test_error_mean": mean, "test_error_std": std,
+                      "params_M": metrics[0]["params_M"], "macs_M": metrics[0]["macs_M"]})
     for method, metrics in per_method.items():
         mean, std = _mean_std([m["top1_error"] for m in metrics])
         rows3.append({"method": method, "schedule": _schedule(params, method), "test_error_mean": mean,
                       "test_error_std": std, "params_M": round(float(pd.Series([m["params_M"] for m in metrics]).mean()), 3)})
-    datasets = train["transfer"]["datasets"]
-    rows2 = []
-    for arch_id in plan.transfer_architectures(params, searched):
-        row = {"architecture": arch_id}
-        for d in datasets:
-            row[f"{d}_error"] = _mean_std([m["top1_error"] for m in _metrics(root, arch_id, d, seeds)])[0]
-        rows2.append(row)
-    return {"table1": pd.DataFrame(rows1, columns=TABLE1),
-            "consistency": consistency_table(params, root, rows1),
-            "table2": pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
-            "table3": pd.DataFrame(rows3, columns=TABLE3),
-            "pareto": pd.DataFrame(pareto, columns=PARETO)}
+    planned = plan.transfer_jobs(params, found)
+    datasets = list(dict.fromkeys([*train["transfer"]["datasets"], *(d for _, d in planned)]))
+    rows2 = {}
+    for arch_id, d in planned:  # a cell not transferred to a dataset leaves its column empty
+        row = rows2.setdefault(arch_id, {"architecture": arch_id})
+        row[f"{d}_error"] = _mean_std([m["top1_error"] for m in _metrics(root, arch_id, d, seeds)])[0]
+    rows2 = list(rows2.values())
+    table1 = published.beside(pd.DataFrame(rows1, columns=[*TABLE1, "final"]), "test_error_mean").drop(columns="final")
+    table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
+                                       datasets, finals)
+    table3 = published.method_beside(pd.DataFrame(rows3, columns=TABLE3),
+                                     {n: protocol.retrain_dataset(params, n) for n in protocol.names(params)})
+    return {"table1": table1, "consistency": consistency_table(params, root, rows1), "table2": table2,
+            "table3": table3, "pareto": pd.DataFrame(pareto, columns=PARETO)}
 
 
 def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
@@ -107,7 +146,13 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
                if len(ranked) > 1 else None)
         for r in mine:
             r["kendall_tau"] = None if tau is None or tau != tau else round(tau, 3)
-    return pd.DataFrame(rows, columns=CONSISTENCY)
+    # EnTranNAS Table 1's child networks' validation errors beside the measured ones
+    table = pd.DataFrame(rows, columns=CONSISTENCY)
+    table["dataset"] = [method_settings(params, m)["dataset"] for m in table["method"]]
+    table["final"] = True
+    table = published.beside(table, "child_error", metric="child_val_error")
+    table = table.rename(columns={"paper_test_error": "paper_child_error"})
+    return table[[*CONSISTENCY, "paper", "paper_table", "paper_row", "paper_child_error", "delta"]]
 
 
 def headline_metrics(tables: dict[str, pd.DataFrame]) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow import faults, jobs
+from nasflow import faults, jobs, protocol
 from nasflow import io as nio
 from nasflow import track
 from nasflow.data.datasets import load
@@ -79,26 +79,43 @@ def bilevel_step(policy, net: Supernet, w_opt, a_opt, batch, val_batch, grad_cli
     return loss, logits
 
 
-def training_split(labels: np.ndarray, s: dict, data: dict, first_fraction: float | None):
+def training_split(labels: np.ndarray, s: dict, data: dict, first_fraction: float | None,
+                   second_fraction: float | None = None):
     """Indices of the training images that train the weights, and of those held out (alpha's half of a
     bi-level search, a one-level search's validation part, the random baseline's scoring images), or None
-    when nothing is held out (`first_fraction` None). Subsets and parts are drawn per class with
-    data.split_seed."""
+    when nothing is held out (`first_fraction` None). The held-out part is the rest of every class, or
+    with `second_fraction` that fraction of every class, disjoint from the first (EnTranNAS on
+    ImageNet-style data: 10 % and another 10 %, appendix A.1). Subsets and parts are drawn per class
+    with data.split_seed."""
+    from nasflow.data.folders import stratified_parts
+
     pool = (stratified_subset(labels, per_class=s["subset_per_class"], seed=data["split_seed"])
             if s["subset_per_class"] else np.arange(len(labels)))
     if first_fraction is None:
         return pool, None
-    first, second = stratified_split(labels[pool], first_fraction, data["split_seed"])
+    if second_fraction is not None:
+        first, second = stratified_parts(labels[pool], (first_fraction, second_fraction), data["split_seed"])
+    else:
+        first, second = stratified_split(labels[pool], first_fraction, data["split_seed"])
     return pool[first], pool[second]
 
 
 def weights_fraction(one_level: bool, s: dict, data: dict) -> float | None:
     """The fraction of the training images that trains the weights: a bi-level search gives the rest to
-    alpha; a one-level search trains on all of them unless `val_fraction` holds a part out to measure
-    it (GOLD-NAS 3.1: the test set stays invisible during the search)."""
+    alpha (or `arch_fraction`, see below), and takes the fraction from its own settings where they give
+    one (EnTranNAS's `imagenet:` block: 10 %, appendix A.1), else data.weights_fraction; a one-level
+    search trains on all of them unless `val_fraction` holds a part out to measure it (GOLD-NAS 3.1:
+    the test set stays invisible during the search)."""
     if not one_level:
-        return data["weights_fraction"]
+        return data["weights_fraction"] if s.get("weights_fraction") is None else s["weights_fraction"]
     return 1.0 - s["val_fraction"] if s["val_fraction"] else None
+
+
+def arch_fraction(one_level: bool, s: dict) -> float | None:
+    """The fraction of every class that trains alpha in a bi-level search, disjoint from the weights'
+    images, where the method's settings give one (EnTranNAS's `imagenet:` block: another 10 %, appendix
+    A.1); None: the rest of the images (and for a one-level search, which has no architecture images)."""
+    return None if one_level else s.get("arch_fraction")
 
 
 def search_augmentation(s: dict):
@@ -166,7 +183,7 @@ class SearchRun:
     def __init__(self, params, method: str, seed: int, out: str | Path, track_runs: bool = True):
         self.params, self.method, self.seed = params, method, seed
         self.out = Path(out)
-        self.declared = registry.method(method)
+        self.declared = registry.method(protocol.method_of(params, method))  # `method` may name a variant
         self.s = jobs.method_settings(params, method)
         self.track_runs = track_runs
         self.device = resolve_device(params)
@@ -175,16 +192,16 @@ class SearchRun:
 
     # ---- set-up ---------------------------------------------------------------------------------------
     def _folder_data(self):
-        """ImageNet streamed from its class folders (it does not fit in memory): one-level searches only,
-        on `classes` classes drawn with data.split_seed. The val split is ImageNet's test set, so it is
-        never read: progress is measured on a held-out part of the training images (val_fraction)."""
+        """ImageNet streamed from its class folders (it does not fit in memory). The val split is ImageNet's
+        test set, so it is never read. A one-level search (GOLD-NAS) runs on `classes` classes drawn with
+        data.split_seed, and progress is measured on a held-out part of the training images (val_fraction);
+        a bi-level search: see `_folder_bilevel_data`."""
         from nasflow.data.folders import FolderBatches
         from nasflow.settings import Params, deep_merge
 
         s = self.s
         if not self.declared.one_level:
-            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) "
-                               "is not supported; use a one-level method (gold-nas) or an in-memory dataset")
+            return self._folder_bilevel_data()
         params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
         params.base_dir = self.params.base_dir
         size, held = dataset_info("imagenet").image_size, s["val_fraction"]
@@ -197,6 +214,34 @@ class SearchRun:
             raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the ImageNet training images")
         self.n_classes = len(self.train_batches.classes)
 
+    def _folder_bilevel_data(self):
+        """A bi-level search on ImageNet's class folders (EnTranNAS appendix A.1, after PC-DARTS): every
+        class (data.imagenet_classes and data.imagenet_fraction narrow the pool; null: all 1,000 classes,
+        every image), and in each class two disjoint parts drawn with data.split_seed: `weights_fraction`
+        trains the weights, `arch_fraction` (None: the rest) trains alpha. Alpha's part, unaugmented, also
+        measures the search (val_error), as the in-memory halves do; ImageNet's val split is never read.
+        Only methods whose `imagenet:` block gives these fractions search here (streamed batches keep their
+        size for an epoch, so PR-DARTS's growing batches would not grow)."""
+        from nasflow.data.folders import FolderBatches
+
+        s, data_cfg = self.s, self.params["data"]
+        if s.get("weights_fraction") is None:
+            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) draws "
+                               "its weight and architecture images with the fractions of its method's `imagenet:` "
+                               "block (weights_fraction, arch_fraction: entranas, entranas-dst); this method has none. "
+                               "Use one of those, a one-level method (gold-nas) or an in-memory dataset")
+        parts = (weights_fraction(False, s, data_cfg), arch_fraction(False, s))
+        size, bs = dataset_info("imagenet").image_size, s["batch_size"]
+        split = lambda train, part, autoaugment=False: FolderBatches(
+            self.params, "train", bs, train, size, autoaugment, self.device, parts=parts, part=part)
+        self.train_batches = split(True, 0, s["autoaugment"])
+        self.arch_batches = split(True, 1)  # augmented like the weights' images, as in memory
+        self.val_batches = split(False, 1)
+        if len(self.train_batches) == 0:
+            raise NasflowError(f"search.batch_size {bs} is larger than the {len(self.train_batches.y)} ImageNet "
+                               "images of the weight split")
+        self.n_classes = len(self.train_batches.classes)
+
     def _data(self):
         s, data_cfg = self.s, self.params["data"]
         if s["dataset"] == "imagenet":
@@ -205,7 +250,8 @@ class SearchRun:
         labels = arrays.y_train
         mean, std = normalisation(s["dataset"], arrays.x_train)
         bs, one_level = s["batch_size"], self.declared.one_level
-        w_idx, held = training_split(labels, s, data_cfg, weights_fraction(one_level, s, data_cfg))
+        w_idx, held = training_split(labels, s, data_cfg, weights_fraction(one_level, s, data_cfg),
+                                     arch_fraction(one_level, s))
         # DARTS draws both halves through the training augmentation; validation is measured without it.
         self.train_batches = Batches(arrays.x_train[w_idx], labels[w_idx], bs, mean, std, True, self.device,
                                      drop_last=True, image_transform=search_augmentation(s))

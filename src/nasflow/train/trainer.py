@@ -20,7 +20,7 @@ from nasflow.data.datasets import load
 from nasflow.data.folders import FolderBatches
 from nasflow.data.loader import Batches, epoch_generator, normalisation
 from nasflow.data.registry import dataset_info
-from nasflow.data.splits import stratified_subset
+from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
@@ -78,6 +78,9 @@ class TrainRun:
     def _data(self):
         r, info = self.r, self.info
         if self.dataset == "imagenet":  # streamed from its class folders
+            if r["holdout_fraction"]:
+                raise NasflowError(f"recipe {r['name']}: holdout_fraction on streamed ImageNet is not supported; "
+                                   "a selection by short retraining runs on an in-memory dataset")
             self.train_batches = FolderBatches(self.params, "train", r["batch_size"], True, info.image_size,
                                                r["autoaugment"], self.device)
             self.test_batches = FolderBatches(self.params, "val", r["batch_size"], False, info.image_size,
@@ -85,16 +88,21 @@ class TrainRun:
             self.n_train, self.n_test = len(self.train_batches.dataset), len(self.test_batches.dataset)
             return
         arrays = load(self.params, self.dataset)
-        tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=self.params["data"]["split_seed"])
+        seed = self.params["data"]["split_seed"]
+        tr = (stratified_subset(arrays.y_train, per_class=r["train_subset_per_class"], seed=seed)
               if r["train_subset_per_class"] else np.arange(len(arrays.y_train)))
-        te = (stratified_subset(arrays.y_test, per_class=r["test_subset_per_class"], seed=self.params["data"]["split_seed"])
-              if r["test_subset_per_class"] else np.arange(len(arrays.y_test)))
+        x_eval, y_eval = arrays.x_test, arrays.y_test
+        if r["holdout_fraction"]:  # a selection's short training: judged on training images, the test set unseen
+            kept, held = stratified_split(arrays.y_train[tr], 1 - r["holdout_fraction"], seed)
+            tr, x_eval, y_eval = tr[kept], arrays.x_train[tr[held]], arrays.y_train[tr[held]]
+        te = (stratified_subset(y_eval, per_class=r["test_subset_per_class"], seed=seed)
+              if r["test_subset_per_class"] else np.arange(len(y_eval)))
         mean, std = normalisation(self.dataset, arrays.x_train)
         self.train_batches = Batches(arrays.x_train[tr], arrays.y_train[tr], r["batch_size"], mean, std,
                                      augment=True, device=self.device, drop_last=len(tr) > r["batch_size"],
                                      pad=r["crop_padding"], cutout=r["cutout"],
                                      image_transform=_image_transform(r, info.channels), flip=r["flip"])
-        self.test_batches = Batches(arrays.x_test[te], arrays.y_test[te], max(r["batch_size"], 256), mean, std,
+        self.test_batches = Batches(x_eval[te], y_eval[te], max(r["batch_size"], 256), mean, std,
                                     augment=False, device=self.device)
         self.n_train, self.n_test = len(tr), len(te)
 
@@ -248,7 +256,9 @@ class TrainRun:
                    "top1_error": last["top1_error"], "top5_error": last["top5_error"], "best_top1_error": self.best,
                    **counts, "epochs": self.epoch, "train_seconds": round(self.seconds, 3),
                    "device": device_name(self.device), "processes": self.dist.world, "train_images": self.n_train,
-                   "test_images": self.n_test}
+                   "test_images": self.n_test,
+                   # top1_error's images: a recipe with holdout_fraction never sees the test set
+                   "evaluated_on": "holdout" if r["holdout_fraction"] else "test"}
         if not self.dist.main:
             return metrics
         nio.write_json(self.out / "metrics.json", metrics)

@@ -24,6 +24,10 @@ def settle(settings: dict, method: str) -> dict:
         s["ops"] = space_ops(s["space"], with_none=method == "entranas")
     if not [o for o in s["ops"] if o != "none"]:
         raise NasflowError(f"search.{method}.ops: nothing to derive besides 'none'")
+    parts = [s.get("weights_fraction"), s.get("arch_fraction")]
+    if None not in parts and sum(parts) > 1:
+        raise NasflowError(f"search.{method}.imagenet: weights_fraction ({parts[0]}) and arch_fraction "
+                           f"({parts[1]}) are disjoint parts of every class and add up to more than 1")
     return s
 
 
@@ -53,13 +57,51 @@ properties:
     description: the temperature is multiplied by this every epoch (0.923)
 """)
 
+DST_SCHEMA = {"required": [*ENTRANAS_SCHEMA["required"], "lambda", "beta_init"],
+              "properties": {**ENTRANAS_SCHEMA["properties"], **yaml.safe_load("""
+lambda:
+  type: number
+  minimum: 0
+  description: "eq. 11: weight of mean(-log t_j); larger cuts more connections"
+beta_init:
+  type: number
+  description: initial beta_j of the thresholds t_j = sigmoid(beta_j)
+""")}}
+
+# The bi-level split of the `imagenet:` block (appendix A.1: 10 % of the training images for the weights,
+# another 10 % for alpha, from every class); read by the engine on ImageNet-style datasets only.
+SPLIT_KEYS = yaml.safe_load("""
+weights_fraction:
+  type: number
+  exclusiveMinimum: 0
+  exclusiveMaximum: 1
+  description: "share of every class's training images that trains the weights (in place of data.weights_fraction)"
+arch_fraction:
+  type: [number, "null"]
+  exclusiveMinimum: 0
+  exclusiveMaximum: 1
+  description: "share of every class, disjoint from the weights' images, that trains alpha (null: the rest)"
+""")
+
+
+def with_imagenet(declared: dict):
+    """The method's block schema with its `imagenet:` sub-block: the common and the method's keys and
+    the bi-level split's, laid over the block on ImageNet-style datasets (imagenet, imagenette64)."""
+    def schema(common: dict) -> dict:
+        return {"required": declared["required"], "properties": {**declared["properties"], "imagenet": {
+            "type": "object", "additionalProperties": False,
+            "description": "laid over this block when the dataset is ImageNet-style (EnTranNAS 4.3, appendix A.1)",
+            "properties": {**common, **declared["properties"], **SPLIT_KEYS}}}}
+    return schema
+
+
 register(
     "entranas",
     policy="nasflow.search.entranas:EnTranNAS",
     describe=lambda s: describe(s, learned=False),
     settle=settle,
     columns=("temperature", "derived_edges_normal", "derived_edges_reduce"),
-    schema=ENTRANAS_SCHEMA,
+    schema=with_imagenet(ENTRANAS_SCHEMA),
 )
 
 register(
@@ -68,14 +110,5 @@ register(
     describe=lambda s: describe(s, learned=True),
     settle=settle,
     columns=("temperature", "threshold", "lambda", "derived_edges_normal", "derived_edges_reduce"),
-    schema={"required": [*ENTRANAS_SCHEMA["required"], "lambda", "beta_init"],
-            "properties": {**ENTRANAS_SCHEMA["properties"], **yaml.safe_load("""
-lambda:
-  type: number
-  minimum: 0
-  description: "eq. 11: weight of mean(-log t_j); larger cuts more connections"
-beta_init:
-  type: number
-  description: initial beta_j of the thresholds t_j = sigmoid(beta_j)
-""")}},
+    schema=with_imagenet(DST_SCHEMA),
 )

@@ -1,0 +1,111 @@
+"""The four papers' published figures (published.csv, transcribed from their result tables and checked
+against the papers' text by tests/report/test_published.py) beside the reproduced ones.
+
+A published row names the nasflow search it is compared with (`nasflow`, a search name or a pattern such
+as asap-magnitude-p*, where the paper does not say which variant it ran) and how the reproduced cell is
+chosen (`match`): the search's final cell (every seed's), or on a front the cell nearest in MACs
+(GOLD-NAS) or parameters (PR-DARTS). A row with a `cell` is also compared with that published cell
+retrained by nasflow (train.retrain_cells, train.transfer.cells). `metric` says what the row measured:
+a test error, or EnTranNAS Table 1's child network's validation error (consistency.csv).
+"""
+from __future__ import annotations
+
+import fnmatch
+from importlib import resources
+
+import pandas as pd
+
+PAPER_COLUMNS = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_params_M",
+                 "paper_macs_M", "paper_search_gpu_days", "delta"]
+
+
+def published() -> pd.DataFrame:
+    with resources.files("nasflow.report").joinpath("published.csv").open() as fh:
+        table = pd.read_csv(fh, dtype={"cell": str, "line": str}, keep_default_na=False, na_values={
+            c: [""] for c in ("test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days")})
+    return table
+
+
+def _names(pattern: str, names) -> set[str]:
+    return set(fnmatch.filter(list(names), pattern))
+
+
+def _paper_values(pub: pd.Series, error: float | None) -> dict:
+    delta = None if error is None or pd.isna(pub["test_error"]) else round(float(error) - float(pub["test_error"]), 3)
+    value = (lambda k: None if pd.isna(pub[k]) else float(pub[k]))
+    return {"paper": pub["paper"], "paper_table": pub["table"], "paper_row": pub["row"],
+            "paper_test_error": value("test_error"), "paper_test_error_std": value("test_error_std"),
+            "paper_params_M": value("params_M"), "paper_macs_M": value("macs_M"),
+            "paper_search_gpu_days": value("search_gpu_days"), "delta": delta}
+
+
+def matches(rows: pd.DataFrame, pub: pd.Series) -> list[int]:
+    """The index labels of `rows` (architecture, method, dataset, params_M, macs_M, final) that `pub` sits
+    beside: its cell retrained, and its search's final cells or the one nearest it on the front."""
+    here = rows[rows["dataset"] == pub["dataset"]]
+    found = list(here.index[here["architecture"] == pub["cell"]]) if pub["cell"] else []
+    mine = here[here["method"].isin(_names(pub["nasflow"], here["method"].unique()))]
+    if mine.empty:
+        return found
+    if pub["match"] == "final":
+        return found + list(mine.index[mine["final"]])
+    column = {"nearest_macs": "macs_M", "nearest_params": "params_M"}[pub["match"]]
+    if pd.isna(pub[column]):
+        return found
+    return found + [(mine[column] - float(pub[column])).abs().idxmin()]
+
+
+def beside(rows: pd.DataFrame, error_column: str, metric: str = "test_error") -> pd.DataFrame:
+    """`rows` with the paper columns: one row per (reproduced row, published row it is compared with); a
+    reproduced row no published row names keeps empty paper columns."""
+    pubs = published()
+    pubs = pubs[pubs["metric"] == metric]
+    paired: dict[int, list[dict]] = {}
+    for _, pub in pubs.iterrows():
+        for label in matches(rows, pub):
+            paired.setdefault(label, []).append(_paper_values(pub, rows.at[label, error_column]))
+    out = []
+    for label, row in rows.iterrows():
+        for values in paired.get(label, [dict.fromkeys(PAPER_COLUMNS)]):
+            out.append({**row.to_dict(), **values})
+    return pd.DataFrame(out, columns=[*rows.columns, *PAPER_COLUMNS])
+
+
+def transfer_beside(rows: pd.DataFrame, datasets: list[str], finals: dict[str, str]) -> pd.DataFrame:
+    """The transfer table (one row per architecture, `<dataset>_error` columns) with `paper_<dataset>_error`
+    and `delta_<dataset>` from the first published row of each dataset that names the cell (by `cell`, or
+    by its search's name for a searched final cell: `finals` maps architecture to search name)."""
+    pubs = published()
+    pubs = pubs[(pubs["metric"] == "test_error") & (pubs["match"] == "final")]
+    out = []
+    for _, row in rows.iterrows():
+        arch = row["architecture"]
+        name = finals.get(arch)
+        mine = pubs[((pubs["cell"] == arch) | pubs["nasflow"].map(lambda p: bool(name) and fnmatch.fnmatch(name, p)))
+                    & pubs["dataset"].isin(datasets)]
+        labels = dict.fromkeys(f"{p} {t} {r}" for p, t, r in zip(mine["paper"], mine["table"], mine["row"]))
+        values = {"paper_row": "; ".join(labels) or None}
+        for d in datasets:
+            pub = mine[mine["dataset"] == d]
+            paper = None if pub.empty else float(pub.iloc[0]["test_error"])
+            values[f"paper_{d}_error"] = paper
+            values[f"delta_{d}"] = (None if paper is None or pd.isna(row[f"{d}_error"])
+                                    else round(float(row[f"{d}_error"]) - paper, 3))
+        out.append({**row.to_dict(), **values})
+    columns = [*rows.columns, "paper_row", *[f"paper_{d}_error" for d in datasets], *[f"delta_{d}" for d in datasets]]
+    return pd.DataFrame(out, columns=columns)
+
+
+def method_beside(rows: pd.DataFrame, datasets: dict[str, str]) -> pd.DataFrame:
+    """Table 3 (one row per search name): the first published row naming the search's final cell on its
+    retraining dataset (`datasets`: name -> dataset)."""
+    pubs = published()
+    pubs = pubs[(pubs["metric"] == "test_error") & (pubs["match"] == "final")]
+    out = []
+    for _, row in rows.iterrows():
+        name = row["method"]
+        mine = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(name, p)) & (pubs["dataset"] == datasets.get(name))]
+        values = (_paper_values(mine.iloc[0], row["test_error_mean"]) if not mine.empty
+                  else dict.fromkeys(PAPER_COLUMNS))
+        out.append({**row.to_dict(), **values})
+    return pd.DataFrame(out, columns=[*rows.columns, *PAPER_COLUMNS])
