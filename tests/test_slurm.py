@@ -148,10 +148,11 @@ def test_the_pipeline_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
     ran = [j for j in _jobs() if j["id"] not in before]
     submitted = out.count("submitted with SLURM jobid")
     assert len(ran) == submitted >= 8 and all(j["state"] == "COMPLETED" for j in ran), ran
-    # data preparation and the report on the CPU partition, at the smoke profile's limits (runtime.minutes)
+    # data preparation, DARTS's best-of-two selection and the report on the CPU partition, at the smoke
+    # profile's limits (runtime.minutes)
     cpu = [j for j in ran if j["partition"] == "cpu"]
-    assert len(cpu) == 2 and {j["limit"] for j in cpu} == {"15:00"}
+    assert len(cpu) == 3 and {j["limit"] for j in cpu} == {"15:00"}
     gpu = [j for j in ran if j["partition"] == "gpu"]
-    assert len(gpu) == len(ran) - 2 and {j["limit"] for j in gpu} == {"30:00", "15:00"}  # search/train; consistency
+    assert len(gpu) == len(ran) - 3 and {j["limit"] for j in gpu} == {"30:00", "15:00"}  # search/train; consistency
     for job in gpu:
         assert "gres:gpu:1" in _run("scontrol", "show", "job", job["id"]).stdout  # one GPU each

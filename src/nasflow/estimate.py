@@ -122,8 +122,9 @@ def render(found: dict) -> str:
                   "(one validation pass each)"]
     trainings = pd.DataFrame(found["trainings"])
     for stage, rows in trainings.groupby("stage", sort=False):
-        label = "estimated count" if rows["estimate"].any() else "exact count"
-        lines += ["", f"{stage}: {int(rows['jobs'].sum())} jobs ({label}: a search's cells are known when it ends), "
+        label = ("estimated count: how many cells a search yields is known when it ends" if rows["estimate"].any()
+                 else "exact count")
+        lines += ["", f"{stage}: {int(rows['jobs'].sum())} jobs ({label}), "
                       f"{rows['gpu_hours'].sum():.1f} GPU-hours",
                   rows.drop(columns=["stage", "estimate"]).to_string(index=False)]
     total = searches["gpu_hours"].sum() + trainings["gpu_hours"].sum()

@@ -10,6 +10,8 @@ train.transfer.datasets).
 """
 from __future__ import annotations
 
+import re
+
 from nasflow.errors import NasflowError
 
 SELECT_BY = ("supernet_val", "short_retrain")
@@ -89,6 +91,9 @@ def check(params) -> None:
         where = f"search.variants.{name}"
         if name in registry.names():
             raise NasflowError(f"{where}: {name!r} is a registered method's name; a variant needs a name of its own")
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise NasflowError(f"{where}: {name!r}: a variant's name is lower-case letters, digits and '-' (it names "
+                               "folders and cells, <name>-s<seed>-<index>)")
         if variant["method"] not in registry.names():
             raise NasflowError(f"{where}.method: unknown search method {variant['method']!r}; available: "
                                f"{', '.join(registry.names())}")

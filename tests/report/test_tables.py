@@ -116,7 +116,7 @@ def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_published_figures_sit_beside_the_reproduced_ones(results):
+def test_published_figures_sit_beside_the_reproduced_ones(results, tmp_path):
     """The join of published.csv: a final cell beside every published row of its search (delta =
     reproduced - published), a front's points by nearest MACs, a published cell by its name."""
     params, root = results
@@ -139,3 +139,34 @@ def test_published_figures_sit_beside_the_reproduced_ones(results):
     assert t2.loc["DARTS_V2", "delta_freiburg"] == pytest.approx(6.5 - 10.8)  # seeds 0, 1: 6.0 and 7.0
     t3 = tables["table3"].set_index("method")
     assert t3.loc["darts", "paper_row"] == "DARTS(1nd)" and t3.loc["darts", "delta"] == pytest.approx(3.2 - 2.94)
+    from nasflow.report.figures import published_figure
+
+    assert published_figure(tables, tmp_path / "published.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_pr_darts_search_sits_beside_its_spaces_row_nearest_in_parameters(params_file, tmp_path):
+    """PR-DARTS shows "the most interesting" of three searches per space: nasflow reports all three, each
+    beside the published row of its space nearest in parameters, on CIFAR-10 and in its CIFAR-100 transfer."""
+    params = load_params(params_file, overrides=[
+        "search.methods=[pr-darts-dl]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
+        "train.transfer.datasets=[cifar100]", "train.transfer.cells=[]", "train.transfer.searched_per_method=3"])
+    root = tmp_path / "tree"
+    for seed, params_M in enumerate((3.1, 4.1, 3.7)):
+        arch_id = f"pr-darts-dl-s{seed}-0"
+        _write(root / f"results/search/pr-darts-dl/seed{seed}/architectures.json",
+               [{"id": arch_id, "genotype": "genotype.json", "macs_M": 500.0, "macs": 500_000_000, "params_M": params_M,
+                 "epoch": 100}])
+        _write(root / f"results/search/pr-darts-dl/seed{seed}/search.json", {"seconds": 86400.0, "device": "GPU"})
+        _write(root / f"results/consistency/pr-darts-dl/seed{seed}.json",
+               {"supernet_error": 20.0, "child_error": 30.0, "error_gap": 10.0})
+        for dataset, error in (("cifar10", 3.0 + seed), ("cifar100", 17.0 + seed)):
+            _write(root / f"results/train/{arch_id}/{dataset}/seed0/metrics.json",
+                   {"top1_error": error, "params_M": params_M, "macs_M": 500.0})
+    tables = build_tables(params, root)
+    t1 = tables["table1"].set_index("architecture")
+    assert t1["paper_row"].to_dict() == {"pr-darts-dl-s0-0": "PR-DARTS DL1", "pr-darts-dl-s1-0": "PR-DARTS DL2",
+                                         "pr-darts-dl-s2-0": "PR-DARTS DL2"}  # 3.7 M: 4.0 is nearer than 3.2
+    assert t1.loc["pr-darts-dl-s0-0", "delta"] == pytest.approx(3.0 - 2.74)
+    t2 = tables["table2"].set_index("architecture")
+    assert t2.loc["pr-darts-dl-s1-0", "paper_cifar100_error"] == 15.53  # DL2 on CIFAR-100
+    assert t2.loc["pr-darts-dl-s0-0", "delta_cifar100"] == pytest.approx(17.0 - 17.37)

@@ -1,13 +1,21 @@
 # The functions the rules call (Snakemake's linter asks that rules and functions live apart).
 
 
+STREAMED = {"imagenet"}  # read from its class folders at run time: no prepared file (nasflow.data.datasets)
+
+
+def data_input(dataset):
+    """The prepared file a job on `dataset` reads; none for a dataset streamed from class folders."""
+    return [] if dataset in STREAMED else [f"{DATA_ROOT}/{dataset}.npz"]
+
+
 def datasets_used():
     from nasflow.jobs import method_settings
 
     names = [method_settings(PARAMS, m)["dataset"] for m in protocol.names(PARAMS)]
     names += [protocol.retrain_dataset(PARAMS, m) for m in protocol.names(PARAMS)]
     names += [PARAMS["train"]["dataset"], *PARAMS["train"]["transfer"]["datasets"]]
-    return list(dict.fromkeys(names))
+    return [n for n in dict.fromkeys(names) if n not in STREAMED]
 
 
 def archs_file(name, seed):

@@ -42,6 +42,7 @@ rule report:
         "results/metrics.json",
         report("results/figures/pareto.png", caption="../report/pareto_figure.rst", category="Figures"),
         report("results/figures/search_curves.png", caption="../report/search_curves.rst", category="Figures"),
+        report("results/figures/published.png", caption="../report/published.rst", category="Figures"),
     params:
         # the tables describe each method's settings and read the seeds and transfer lists
         inputs=jobs.as_rule_params({"search": PARAMS["search"], "train": PARAMS["train"]}),

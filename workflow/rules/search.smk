@@ -5,7 +5,7 @@
 # its rerun resumes from the checkpoint.
 checkpoint search:
     input:
-        data=lambda w: f"{DATA_ROOT}/{method_settings(PARAMS, w.method)['dataset']}.npz",
+        data=lambda w: data_input(method_settings(PARAMS, w.method)["dataset"]),
     output:
         archs="results/search/{method}/seed{seed}/architectures.json",
         genotype="results/search/{method}/seed{seed}/genotype.json",

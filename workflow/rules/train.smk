@@ -5,7 +5,7 @@
 rule train:
     input:
         genotype=genotype_input,
-        data=f"{DATA_ROOT}/{{dataset}}.npz",
+        data=lambda w: data_input(w.dataset),
     output:
         metrics="results/{stage}/{arch_id}/{dataset}/seed{seed}/metrics.json",
     params:

@@ -1,4 +1,5 @@
-"""Figures from result files: the Pareto front, the search curves, and a drawing of every derived cell."""
+"""Figures from result files: the Pareto front, the search curves, reproduced against published errors,
+and a drawing of every derived cell."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,10 +62,43 @@ def search_curves_figure(params, root: Path, path: Path) -> Path:
     return _save(fig, path)
 
 
+def published_figure(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Reproduced against published error for every pairing of Tables 1 and 2 (the diagonal: equal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t1 = tables["table1"].dropna(subset=["paper_test_error"])
+    points = [("retraining", t1["paper_test_error"], t1["test_error_mean"])]
+    t2 = tables["table2"]
+    for column in [c for c in t2.columns if c.startswith("paper_") and c.endswith("_error")]:
+        dataset = column[len("paper_"):-len("_error")]
+        pairs = t2.dropna(subset=[column, f"{dataset}_error"])
+        points.append((f"transfer {dataset}", pairs[column], pairs[f"{dataset}_error"]))
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    values = []
+    for label, published, reproduced in points:
+        if len(published):
+            ax.scatter(published, reproduced, label=label, s=14)
+            values += [*published, *reproduced]
+    if values:
+        low, high = min(values), max(values)
+        ax.plot([low, high], [low, high], color="grey", linewidth=0.8)
+        ax.legend(fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "no published row pairs with these results", ha="center", va="center", fontsize=8)
+    ax.set_xlabel("published test error (%)")
+    ax.set_ylabel("reproduced test error (%)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def build_figures(params, tables: dict[str, pd.DataFrame], root: str | Path, out: str | Path) -> list[Path]:
     root, out = Path(root), Path(out)
     written = [pareto_figure(tables["pareto"], out / "pareto.png"),
-               search_curves_figure(params, root, out / "search_curves.png")]
+               search_curves_figure(params, root, out / "search_curves.png"),
+               published_figure(tables, out / "published.png")]
     from nasflow.report.tables import searched
 
     for arch in searched(params, root):

@@ -45,14 +45,23 @@ def matches(rows: pd.DataFrame, pub: pd.Series) -> list[int]:
     here = rows[rows["dataset"] == pub["dataset"]]
     found = list(here.index[here["architecture"] == pub["cell"]]) if pub["cell"] else []
     mine = here[here["method"].isin(_names(pub["nasflow"], here["method"].unique()))]
-    if mine.empty:
+    if mine.empty or pub["match"] == "nearest_params":  # PR-DARTS: paired from the reproduced side (nearest_row)
         return found
     if pub["match"] == "final":
         return found + list(mine.index[mine["final"]])
-    column = {"nearest_macs": "macs_M", "nearest_params": "params_M"}[pub["match"]]
-    if pd.isna(pub[column]):
+    if pd.isna(pub["macs_M"]):
         return found
-    return found + [(mine[column] - float(pub[column])).abs().idxmin()]
+    return found + [(mine["macs_M"] - float(pub["macs_M"])).abs().idxmin()]
+
+
+def nearest_row(pubs: pd.DataFrame, name: str, dataset: str, params_M: float) -> pd.Series | None:
+    """PR-DARTS 4.3 shows "the most interesting" of three searches per space: each reproduced final cell
+    sits beside its space's published row nearest in parameters (DL1 or DL2 for the darts-like space)."""
+    rows = pubs[(pubs["match"] == "nearest_params") & (pubs["dataset"] == dataset) & pubs["params_M"].notna()
+                & pubs["nasflow"].map(lambda p: fnmatch.fnmatch(name, p))]
+    if rows.empty or pd.isna(params_M):
+        return None
+    return rows.loc[(rows["params_M"] - float(params_M)).abs().idxmin()]
 
 
 def beside(rows: pd.DataFrame, error_column: str, metric: str = "test_error") -> pd.DataFrame:
@@ -64,6 +73,10 @@ def beside(rows: pd.DataFrame, error_column: str, metric: str = "test_error") ->
     for _, pub in pubs.iterrows():
         for label in matches(rows, pub):
             paired.setdefault(label, []).append(_paper_values(pub, rows.at[label, error_column]))
+    for label, row in rows[rows["final"]].iterrows():
+        pub = nearest_row(pubs, row["method"], row["dataset"], row.get("params_M", float("nan")))
+        if pub is not None:
+            paired.setdefault(label, []).append(_paper_values(pub, row[error_column]))
     out = []
     for label, row in rows.iterrows():
         for values in paired.get(label, [dict.fromkeys(PAPER_COLUMNS)]):
@@ -71,18 +84,22 @@ def beside(rows: pd.DataFrame, error_column: str, metric: str = "test_error") ->
     return pd.DataFrame(out, columns=[*rows.columns, *PAPER_COLUMNS])
 
 
-def transfer_beside(rows: pd.DataFrame, datasets: list[str], finals: dict[str, str]) -> pd.DataFrame:
+def transfer_beside(rows: pd.DataFrame, datasets: list[str], finals: dict[str, str],
+                    params_of: dict[str, float]) -> pd.DataFrame:
     """The transfer table (one row per architecture, `<dataset>_error` columns) with `paper_<dataset>_error`
     and `delta_<dataset>` from the first published row of each dataset that names the cell (by `cell`, or
-    by its search's name for a searched final cell: `finals` maps architecture to search name)."""
+    by its search's name for a searched final cell: `finals` maps architecture to search name; PR-DARTS's
+    by the nearest in parameters, `params_of`)."""
     pubs = published()
-    pubs = pubs[(pubs["metric"] == "test_error") & (pubs["match"] == "final")]
+    pubs = pubs[pubs["metric"] == "test_error"]
     out = []
     for _, row in rows.iterrows():
         arch = row["architecture"]
         name = finals.get(arch)
-        mine = pubs[((pubs["cell"] == arch) | pubs["nasflow"].map(lambda p: bool(name) and fnmatch.fnmatch(name, p)))
-                    & pubs["dataset"].isin(datasets)]
+        named = pubs["nasflow"].map(lambda p: bool(name) and fnmatch.fnmatch(name, p))
+        mine = pubs[((pubs["cell"] == arch) | (named & (pubs["match"] == "final"))) & pubs["dataset"].isin(datasets)]
+        nearest = [nearest_row(pubs, name, d, params_of.get(arch, float("nan"))) for d in datasets] if name else []
+        mine = pd.concat([mine, pd.DataFrame([n for n in nearest if n is not None])])
         labels = dict.fromkeys(f"{p} {t} {r}" for p, t, r in zip(mine["paper"], mine["table"], mine["row"]))
         values = {"paper_row": "; ".join(labels) or None}
         for d in datasets:

@@ -116,7 +116,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     rows2 = list(rows2.values())
     table1 = published.beside(pd.DataFrame(rows1, columns=[*TABLE1, "final"]), "test_error_mean").drop(columns="final")
     table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
-                                       datasets, finals)
+                                       datasets, finals, {r["architecture"]: r["params_M"] for r in rows1})
     table3 = published.method_beside(pd.DataFrame(rows3, columns=TABLE3),
                                      {n: protocol.retrain_dataset(params, n) for n in protocol.names(params)})
     return {"table1": table1, "consistency": consistency_table(params, root, rows1), "table2": table2,
