@@ -3,7 +3,7 @@ settings of params.yaml's search.asap block (docs/methods.md prints this table).
 import math
 
 from nasflow.jobs import method_settings
-from nasflow.search.asap import pac_schedule
+from nasflow.search.policies.asap import pac_schedule
 from nasflow.settings import load_params
 
 s = method_settings(load_params("params.yaml", "base", ["search.asap.schedule=pac"]), "asap")

@@ -8,7 +8,7 @@ import sys, torch
 torch.set_num_threads(1)
 from nasflow.data.registry import dataset_info
 from nasflow.search.flops import op_macs_table, fixed_macs, discrete_macs
-from nasflow.search.gold_nas import GoldNas
+from nasflow.search.policies.gold_nas import GoldNas
 from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.space.counting import count_network
 dataset, channels, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

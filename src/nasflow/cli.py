@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from nasflow.errors import NasflowError, Terminated
-from nasflow.search import registry
+from nasflow.catalog import methods as registry
 
 
 def _settings_flags(p: argparse.ArgumentParser, out: bool = False, track: bool = False) -> None:

@@ -41,7 +41,7 @@ def method_settings(params, name: str) -> dict:
     order; then the method's own `settle` (derived keys, cross-key checks)."""
     from nasflow import protocol
     from nasflow.data.registry import dataset_info
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     method = protocol.method_of(params, name)
     declared = registry.method(method)
@@ -73,7 +73,7 @@ def splits_data(method: str, settings: dict) -> list[str]:
     where its settings give their own `weights_fraction` (EnTranNAS's `imagenet:` block, with
     `arch_fraction`: the settings carry both); a one-level search trains on all of it and reads the seed
     only to draw a subset, a validation part or ImageNet's classes."""
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     declared = registry.method(method)
     if not declared.trains_supernet or not declared.one_level:
@@ -93,7 +93,7 @@ def search_inputs(params, method: str, seed: int) -> dict:
     """A search: its resolved settings (every default filled in), the data split it draws, and the
     version of the search algorithms."""
     from nasflow import protocol
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     settings = method_settings(params, method)
     declared = registry.method(protocol.method_of(params, method))

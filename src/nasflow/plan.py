@@ -11,7 +11,7 @@ from typing import Callable
 from nasflow import io as nio
 from nasflow import protocol
 from nasflow.errors import NasflowError
-from nasflow.search import registry
+from nasflow.catalog import methods as registry
 from nasflow.space.genotype import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"

@@ -25,14 +25,14 @@ def names(params) -> list[str]:
 
 def is_search(params, name: str) -> bool:
     """A registered method or a variant of this settings file."""
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     return name in registry.names() or name in params["search"].get("variants", {})
 
 
 def method_of(params, name: str) -> str:
     """The registered method a search name runs (itself, or its variant's method)."""
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     variant = params["search"].get("variants", {}).get(name)
     if variant is not None:
@@ -82,7 +82,7 @@ def check(params) -> None:
     """What the schema cannot say: variants name registered methods and do not shadow one, their settings
     are keys of their method's block, protocol entries name searches, and `best_of` counts the seeds."""
     from nasflow.schema_check import problems
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
     from nasflow.settings import schema
 
     search = params["search"]

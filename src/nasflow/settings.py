@@ -28,7 +28,7 @@ class Params(dict):
 def schema() -> dict:
     """params.schema.yaml with each registered search method's block (the common search keys, laid under
     what the method declares)."""
-    from nasflow.search import registry
+    from nasflow.catalog import methods as registry
 
     full = yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
     search = full["properties"]["search"]

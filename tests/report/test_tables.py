@@ -104,7 +104,7 @@ def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
     """DARTS's history has no temperature, GOLD-NAS's has lambda: each curve plots what exists."""
     from nasflow.report.figures import search_curves_figure
     from nasflow.search.engine import HISTORY_COLUMNS
-    from nasflow.search.registry import method
+    from nasflow.catalog.methods import method
 
     params, root = results
     for name, seeds in SEARCHES.items():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import QUIET, ROOT, run_cli, smoke_search
-from nasflow.search.asap import Asap, exponential_temperature, pac_schedule, zhu_gupta_sparsity
+from nasflow.search.policies.asap import Asap, exponential_temperature, pac_schedule, zhu_gupta_sparsity
 from nasflow.search.supernet import SpaceConfig, Supernet
 
 ASAP_OPS = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]

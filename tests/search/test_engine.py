@@ -19,7 +19,7 @@ def test_the_engine_restores_pruned_alphas_after_any_policys_architecture_step()
     """A policy computes gradients only; a minimal one (backward, nothing after) cannot let Adam, whose
     weight decay and momentum move parameters with zero gradient, shift a pruned alpha."""
     from nasflow.search.engine import architecture_step
-    from nasflow.search.policy import SearchPolicy
+    from nasflow.search.policies.base import SearchPolicy
 
     class BackwardOnly(SearchPolicy):
         def arch_gradients(self, net, train_batch, val_batch, w_opt):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nasflow.search.flops import discrete_macs, expected_flops, fixed_macs, op_macs_table
-from nasflow.search.gold_nas import GoldNas, algorithm1_update
+from nasflow.search.policies.gold_nas import GoldNas, algorithm1_update
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.space.counting import count_network
 

@@ -8,7 +8,7 @@ import torch
 
 from nasflow.errors import NasflowError
 from nasflow.search.flops import fixed_macs, op_macs_table
-from nasflow.search.random_prune import genotype_of, node_has_input, random_prune
+from nasflow.search.policies.random_prune import genotype_of, node_has_input, random_prune
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.space.counting import count_network
 

@@ -8,11 +8,11 @@ import torch
 
 from conftest import ROOT, SHARED_DATASETS
 from nasflow.errors import NasflowError
-from nasflow.search import registry
+from nasflow.catalog import methods as registry
 
 
 def test_importing_the_planning_modules_leaves_torch_out():
-    code = ("import sys, nasflow.plan, nasflow.jobs, nasflow.settings, nasflow.search.registry as r; "
+    code = ("import sys, nasflow.plan, nasflow.jobs, nasflow.settings, nasflow.catalog.methods as r; "
             "r.names(); assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -20,7 +20,7 @@ def test_importing_the_planning_modules_leaves_torch_out():
 
 def test_every_method_declares_a_schema_a_description_and_a_policy():
     from nasflow.jobs import method_settings
-    from nasflow.search.policy import SearchPolicy
+    from nasflow.search.policies.base import SearchPolicy
     from nasflow.settings import load_params, schema
 
     params = load_params(ROOT / "params.yaml", "base")
@@ -33,7 +33,7 @@ def test_every_method_declares_a_schema_a_description_and_a_policy():
 
 def _gumbel_toy():
     """A Gumbel-softmax toy on the shared supernet, written the way a user would add a method."""
-    from nasflow.search.policy import SearchPolicy
+    from nasflow.search.policies.base import SearchPolicy
     from nasflow.search.supernet import top2_without_none
 
     @registry.register("gumbel-toy", describe=lambda s: f"Gumbel-softmax, tau {s['tau']}", columns=("tau",),

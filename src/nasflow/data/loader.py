@@ -54,7 +54,9 @@ class Batches:
         cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]
         cols = torch.where(flip[:, None], cols.flip(1), cols)
         batch = torch.arange(b, device=x.device)[:, None, None]
-        return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        # Gathered in NHWC, handed on in NCHW: a channels-last batch sends oneDNN's backward down an AVX2
+        # path that corrupts the heap (torch 2.14.1 on AMD EPYC; the trainer asks for channels_last itself).
+        return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
     def apply_cutout(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Zero one `cutout` x `cutout` square per image, centred anywhere (clipped at the border)."""

@@ -27,7 +27,7 @@ from nasflow import io as nio
 from nasflow import plan, protocol
 from nasflow.report import published
 from nasflow.jobs import method_settings
-from nasflow.search import registry
+from nasflow.catalog import methods as registry
 
 TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]

@@ -42,9 +42,9 @@ def _rss_mb() -> float:
 
 def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, warmup: int, device: str) -> dict:
     """One rung's seconds per search step and peak memory (MB), in this process."""
-    from nasflow.search.darts import Darts
+    from nasflow.search.policies.darts import Darts
     from nasflow.search.engine import bilevel_step
-    from nasflow.search.entranas import EnTranNAS
+    from nasflow.search.policies.entranas import EnTranNAS
     from nasflow.search.supernet import SpaceConfig, Supernet
     from nasflow.space.ops import DARTS_OPS
 

@@ -20,12 +20,12 @@ from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device, set_threads
 from nasflow.jobs import method_settings  # noqa: F401 (where callers have always found it)
-from nasflow.search import registry
-from nasflow.search.policy import normalised_entropy
+from nasflow.catalog import methods as registry
+from nasflow.search.policies.base import normalised_entropy
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import architecture_entry
 
-# The engine's own history.csv columns; a method adds its declared ones (nasflow.search.registry).
+# The engine's own history.csv columns; a method adds its declared ones (nasflow.catalog.methods).
 HISTORY_COLUMNS = ["epoch", "phase", "steps", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
                    "ops_run", "train_loss", "train_error", "val_error", "val_loss", "epoch_seconds",
                    "val_seconds", "lr"]

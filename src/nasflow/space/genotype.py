@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from nasflow.errors import NasflowError
-from nasflow.space.opspec import OpSpec, parse_op
+from nasflow.catalog.ops import OpSpec, parse_op
 
 FORMAT = "nasflow-genotype/1"
 LAYOUTS = ("shared", "per-position")

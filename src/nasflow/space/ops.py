@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from nasflow.errors import NasflowError
-from nasflow.space.opspec import (DARTS_OPS, DIL_CONVS, ENTRANAS_EXTRA_OPS, FACTORISED_CONVS, PLAIN_CONVS,  # noqa: F401
+from nasflow.catalog.ops import (DARTS_OPS, DIL_CONVS, ENTRANAS_EXTRA_OPS, FACTORISED_CONVS, PLAIN_CONVS,  # noqa: F401
                                   POOLS, PRIMITIVES, SEP_CONVS, OpSpec, parse_op)
 
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasflow.search.policy import SearchPolicy, masked_softmax
+from nasflow.search.policies.base import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, edge_inputs, slots_from_choice, top2_without_none
 
 Choice = dict[str, list[list[tuple[int, int]]]]  # group -> node -> [(edge, slot)]

@@ -26,7 +26,7 @@ import torch
 
 from nasflow.data.registry import dataset_info
 from nasflow.search.flops import discrete_macs, expected_flops, fixed_macs, op_macs_table
-from nasflow.search.policy import Prune, SearchPolicy
+from nasflow.search.policies.base import Prune, SearchPolicy
 from nasflow.search.supernet import Supernet, edge_inputs
 
 

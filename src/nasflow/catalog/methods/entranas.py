@@ -2,8 +2,8 @@
 import yaml
 
 from nasflow.errors import NasflowError
-from nasflow.search.registry import register
-from nasflow.space.opspec import DARTS_OPS, ENTRANAS_EXTRA_OPS
+from nasflow.catalog.methods import register
+from nasflow.catalog.ops import DARTS_OPS, ENTRANAS_EXTRA_OPS
 
 
 def space_ops(space: str, with_none: bool) -> list[str]:
@@ -97,7 +97,7 @@ def with_imagenet(declared: dict):
 
 register(
     "entranas",
-    policy="nasflow.search.entranas:EnTranNAS",
+    policy="nasflow.search.policies.entranas:EnTranNAS",
     describe=lambda s: describe(s, learned=False),
     settle=settle,
     columns=("temperature", "derived_edges_normal", "derived_edges_reduce"),
@@ -106,7 +106,7 @@ register(
 
 register(
     "entranas-dst",
-    policy="nasflow.search.entranas:EnTranNASDST",
+    policy="nasflow.search.policies.entranas:EnTranNASDST",
     describe=lambda s: describe(s, learned=True),
     settle=settle,
     columns=("temperature", "threshold", "lambda", "derived_edges_normal", "derived_edges_reduce"),

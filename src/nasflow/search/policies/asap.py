@@ -42,7 +42,7 @@ import math
 
 import torch
 
-from nasflow.search.policy import Prune, SearchPolicy, masked_softmax
+from nasflow.search.policies.base import Prune, SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, top_k_per_node
 
 

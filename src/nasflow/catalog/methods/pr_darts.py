@@ -2,8 +2,8 @@
 import yaml
 
 from nasflow.errors import NasflowError
-from nasflow.search.registry import register
-from nasflow.space.opspec import Limits, parse_op
+from nasflow.catalog.methods import register
+from nasflow.catalog.ops import Limits, parse_op
 
 
 def settle(settings: dict, method: str) -> dict:
@@ -46,7 +46,7 @@ def settle(settings: dict, method: str) -> dict:
 
 register(
     "pr-darts",
-    policy="nasflow.search.pr_darts:PrDarts",
+    policy="nasflow.search.policies.pr_darts:PrDarts",
     describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
                         f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds"),
     settle=settle,

@@ -2,7 +2,7 @@
 import yaml
 
 from nasflow.errors import NasflowError
-from nasflow.search.registry import register
+from nasflow.catalog.methods import register
 
 
 def describe(s: dict) -> str:
@@ -27,7 +27,7 @@ def settle(s: dict, method: str) -> dict:
 
 register(
     "asap",
-    policy="nasflow.search.asap:Asap",
+    policy="nasflow.search.policies.asap:Asap",
     describe=describe,
     settle=settle,
     columns=("temperature", "threshold", "alpha_updates"),

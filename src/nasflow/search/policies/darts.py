@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nasflow.search.policy import SearchPolicy
+from nasflow.search.policies.base import SearchPolicy
 from nasflow.search.supernet import Supernet, top2_without_none
 
 

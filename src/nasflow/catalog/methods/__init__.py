@@ -7,7 +7,8 @@ columns, the line that describes it in table3.csv, and `settle`, which fills wha
 keys and refuses combinations it cannot run. The engine, the schema's method list, the CLI and the
 report read this registry; nothing lists the methods by hand.
 
-The built-in declarations are the modules of `nasflow.search.methods`, imported on first use.
+The built-in declarations are this package's modules, imported on first use; the policies they name
+live in nasflow.search.policies.
 """
 from __future__ import annotations
 
@@ -72,10 +73,8 @@ def _load_builtins() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    from nasflow.search import methods
-
-    for info in pkgutil.iter_modules(methods.__path__):
-        importlib.import_module(f"{methods.__name__}.{info.name}")
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def names() -> list[str]:

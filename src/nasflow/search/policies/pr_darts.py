@@ -50,7 +50,7 @@ import math
 import torch
 
 from nasflow.errors import NasflowError
-from nasflow.search.policy import SearchPolicy, masked_softmax
+from nasflow.search.policies.base import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, top_k_per_node
 from nasflow.space.morphisms import Limits, available, child_spec, morph
 from nasflow.space.ops import POOLS, OpSpec

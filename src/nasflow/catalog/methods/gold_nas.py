@@ -1,7 +1,7 @@
 """GOLD-NAS (Bi et al. 2020) and appendix B.4's random-pruning baseline in its space."""
 import yaml
 
-from nasflow.search.registry import register
+from nasflow.catalog.methods import register
 
 # The method's own keys, in its block and in the `imagenet:` block laid over it (appendix C).
 GOLD_NAS_KEYS = yaml.safe_load("""
@@ -45,7 +45,7 @@ def schema(common: dict) -> dict:
 
 register(
     "gold-nas",
-    policy="nasflow.search.gold_nas:GoldNas",
+    policy="nasflow.search.policies.gold_nas:GoldNas",
     describe=lambda s: f"one level, FLOPs-regularised gradual pruning (mu={s['mu']}, n0={s['n0']}, to {s['flops_min']} M)",
     schema=schema,
     columns=("lambda", "n_pruned", "flops_M"),
@@ -55,7 +55,7 @@ register(
 
 register(
     "gold-nas-random",
-    policy="nasflow.search.random_prune:RandomPrune",
+    policy="nasflow.search.policies.random_prune:RandomPrune",
     describe=lambda s: f"random pruning to {s['flops_max']} M, best of {s['candidates']} briefly trained",
     base_method="gold-nas",  # its settings start from GOLD-NAS's block: the same space at the same size
     trains_supernet=False,

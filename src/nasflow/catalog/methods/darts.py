@@ -1,11 +1,11 @@
 """DARTS (Liu, Simonyan, Yang 2019): the baseline."""
 import yaml
 
-from nasflow.search.registry import register
+from nasflow.catalog.methods import register
 
 register(
     "darts",
-    policy="nasflow.search.darts:Darts",
+    policy="nasflow.search.policies.darts:Darts",
     describe=lambda s: f"{s['order']} order, prune once at the end",
     schema=yaml.safe_load("""
 required: [order]

@@ -34,7 +34,7 @@ from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import load_checkpoint, prepare_run_dir
 from nasflow.search.flops import fixed_macs, op_macs_table
-from nasflow.search.policy import SearchPolicy
+from nasflow.search.policies.base import SearchPolicy
 from nasflow.search.supernet import Supernet, edge_inputs
 from nasflow.space.counting import count_network, evaluation_network
 from nasflow.train.schedules import cosine
@@ -220,7 +220,7 @@ class RandomPruneRun:
 
 
 class RandomPrune(SearchPolicy):
-    """Declared in search/methods/gold_nas.py (it trains no supernet); the work is `RandomPruneRun`'s."""
+    """Declared in catalog/methods/gold_nas.py (it trains no supernet); the work is `RandomPruneRun`'s."""
     name = "gold-nas-random"
     stop_reason = "every candidate trained"
     runner = RandomPruneRun
