@@ -111,7 +111,7 @@ def test_storage_decides_what_a_job_reads(tiles, tmp_path):
 
 
 def test_the_settings_accept_exactly_the_declared_datasets(tmp_path):
-    from nasflow.settings import load_params
+    from nasflow.settings import load_params, schema
 
     path = write_params(tmp_path)
     with pytest.raises(NasflowError, match="train.dataset: 'tiles' is not one of"):
@@ -119,8 +119,22 @@ def test_the_settings_accept_exactly_the_declared_datasets(tmp_path):
     datasets.register(Dataset("tiles", 3, 3, SIZE, "cifar", 24, "array", read_tiles))
     try:
         assert load_params(path, overrides=["train.dataset=tiles"])["train"]["dataset"] == "tiles"
+        enums = list(_dataset_enums(schema()))
+        # search.<method>.dataset for every method, protocol retrain_dataset and transfer, train.dataset, transfer
+        assert len(enums) > 5 and all(e == datasets.names() for e in enums) and "tiles" in enums[0]
     finally:
         datasets.unregister("tiles")
+
+
+def _dataset_enums(node):
+    if isinstance(node, dict):
+        if "cifar10" in node.get("enum", ()):
+            yield node["enum"]
+        for value in node.values():
+            yield from _dataset_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _dataset_enums(value)
 
 
 @pytest.mark.parametrize("field, value, message", [
