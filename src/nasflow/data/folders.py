@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasflow.data.formats import IMAGE_SUFFIXES
 from nasflow.catalog.datasets import dataset_info, function
+from nasflow.data.formats import IMAGE_SUFFIXES
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 
