@@ -6,7 +6,7 @@ counted evaluation network: every op alive (where the search starts), sep_conv_3
 """
 import sys, torch
 torch.set_num_threads(1)
-from nasflow.data.registry import dataset_info
+from nasflow.catalog.datasets import dataset_info
 from nasflow.search.flops import op_macs_table, fixed_macs, discrete_macs
 from nasflow.search.policies.gold_nas import GoldNas
 from nasflow.search.supernet import SpaceConfig, Supernet

@@ -17,11 +17,8 @@ import fnmatch
 import pandas as pd
 
 from nasflow import jobs, plan, protocol
-from nasflow.data.registry import dataset_info
+from nasflow.catalog.datasets import dataset_info
 
-# training images per dataset (the splits nasflow prepares; SVHN with extra as ASAP uses it)
-TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "cinic10": 90_000, "svhn": 604_388, "fashion-mnist": 60_000,
-                "freiburg": 3_947, "imagenet": 1_281_167, "imagenette64": 9_469}
 CIFAR_HOURS_PER_IMAGE_EPOCH = 0.75 * 24 / (600 * 50_000)          # GOLD-NAS B.1
 IMAGENET_HOURS_PER_IMAGE_EPOCH = 3 * 8 * 24 / (250 * 1_281_167)   # GOLD-NAS C.1
 TRAIN_SOURCE = ("GOLD-NAS B.1 (0.3-1.2 V100-days per 600-epoch CIFAR-10 retraining) and C.1 (about 3 days on "
@@ -40,12 +37,13 @@ def _published_search_days(pubs: pd.DataFrame, params, name: str) -> tuple[float
 
 def _train_hours(params, recipe: str, dataset: str) -> float:
     r = jobs.recipe_settings(params, recipe)
-    images = TRAIN_IMAGES.get(dataset, 50_000)
+    info = dataset_info(dataset)
+    images = info.train_images
     if r["train_subset_per_class"]:
-        images = min(images, r["train_subset_per_class"] * dataset_info(dataset).num_classes)
+        images = min(images, r["train_subset_per_class"] * info.num_classes)
     if r["holdout_fraction"]:
         images *= 1 - r["holdout_fraction"]
-    style = r["style"] or dataset_info(dataset).style
+    style = r["style"] or info.style
     rate = IMAGENET_HOURS_PER_IMAGE_EPOCH if style == "imagenet" else CIFAR_HOURS_PER_IMAGE_EPOCH
     return r["epochs"] * images * rate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from nasflow.catalog.datasets import dataset_info
 from nasflow.errors import NasflowError
 
 
@@ -20,18 +21,22 @@ def recipe_settings(params, name: str) -> dict:
     return {**params["train"]["recipe_defaults"], **recipes[name], "name": name}
 
 
+# What every job on a dataset streamed from class folders reads: they draw its class subset and fraction
+# (nasflow.data.folders.choose) instead of reading a prepared file.
+FOLDER_KEYS = ("imagenet_classes", "imagenet_fraction", "split_seed")
+
+
 def _dataset_keys(params, dataset: str) -> dict:
-    """The data settings a job on `dataset` reads beyond the prepared file (ImageNet is streamed from
-    its class folders, so its class subset and fraction are read by every job)."""
+    """The data settings a job on `dataset` reads beyond the prepared file."""
     data = params["data"]
-    if dataset == "imagenet":
-        return {k: data[k] for k in ("imagenet_classes", "imagenet_fraction", "split_seed")}
+    if dataset_info(dataset).streamed:
+        return {k: data[k] for k in FOLDER_KEYS}
     return {k: v for k, v in data_inputs(params, dataset).items() if k != "dataset"}  # what the .npz holds
 
 
 def data_inputs(params, dataset: str) -> dict:
-    """What decides the content of `data/<dataset>.npz`."""
-    return {"dataset": dataset, **({"svhn_extra": params["data"]["svhn_extra"]} if dataset == "svhn" else {})}
+    """What decides the content of `data/<dataset>.npz`: the `data:` keys its reader and download read."""
+    return {"dataset": dataset, **{k: params["data"][k] for k in dataset_info(dataset).data_keys}}
 
 
 def method_settings(params, name: str) -> dict:
@@ -40,7 +45,6 @@ def method_settings(params, name: str) -> dict:
     search.variants), and for ImageNet-style data the `imagenet:` sub-block, laid over each other in that
     order; then the method's own `settle` (derived keys, cross-key checks)."""
     from nasflow import protocol
-    from nasflow.data.registry import dataset_info
     from nasflow.catalog import methods as registry
 
     method = protocol.method_of(params, name)
@@ -79,7 +83,7 @@ def splits_data(method: str, settings: dict) -> list[str]:
     if not declared.trains_supernet or not declared.one_level:
         own = declared.trains_supernet and settings.get("weights_fraction") is not None
         return ["split_seed"] if own else ["split_seed", "weights_fraction"]
-    drawn = settings["subset_per_class"] or settings["val_fraction"] or settings["dataset"] == "imagenet"
+    drawn = settings["subset_per_class"] or settings["val_fraction"] or dataset_info(settings["dataset"]).streamed
     return ["split_seed"] if drawn else []
 
 

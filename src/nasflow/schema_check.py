@@ -1,5 +1,6 @@
 """A small validator for the part of JSON Schema that params.schema.yaml uses (type, enum, bounds,
-pattern, lengths, properties, required, additionalProperties, items). It is ours rather than the
+pattern, lengths, properties, required, additionalProperties, items, and `$ref`s to its own `$defs`,
+put in place by `inline_refs`). It is ours rather than the
 jsonschema package's so that settings are checked the same way on a bare GPU node that has only torch,
 numpy and pyyaml. Every problem is reported with the dotted path of the key it is about."""
 from __future__ import annotations
@@ -19,6 +20,23 @@ _TYPES = {
 
 def _join(path: tuple, key) -> tuple:
     return (*path, key)
+
+
+def inline_refs(node, root: dict | None = None):
+    """`node` with every {"$ref": "#/$defs/<name>"} replaced by a copy of that definition, so that any
+    sub-schema (a search method's block, say) is checked on its own."""
+    root = node if root is None else root
+    if isinstance(node, list):
+        return [inline_refs(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        ref = node["$ref"]
+        name = ref.removeprefix("#/$defs/")
+        if name == ref or name not in root.get("$defs", {}):
+            raise ValueError(f"schema $ref {ref!r}: only #/$defs/<name> of the same schema is supported")
+        return inline_refs(root["$defs"][name], root)
+    return {key: inline_refs(value, root) for key, value in node.items()}
 
 
 def problems(value, schema: dict, path: tuple = ()) -> list[tuple[tuple, str]]:

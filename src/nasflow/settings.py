@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from nasflow.errors import NasflowError
-from nasflow.schema_check import problems
+from nasflow.schema_check import inline_refs, problems
 
 
 class Params(dict):
@@ -26,11 +26,15 @@ class Params(dict):
 
 
 def schema() -> dict:
-    """params.schema.yaml with each registered search method's block (the common search keys, laid under
-    what the method declares)."""
+    """params.schema.yaml with the declared datasets' names (nasflow.catalog.datasets) as its dataset enum,
+    and each registered search method's block (the common search keys, laid under what the method
+    declares)."""
+    from nasflow.catalog import datasets
     from nasflow.catalog import methods as registry
 
     full = yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
+    full["$defs"]["dataset"]["enum"] = datasets.names()
+    full = inline_refs(full)
     search = full["properties"]["search"]
     common = full["$defs"]["search_common"]
     search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: nasflow.protocol.check

@@ -87,11 +87,11 @@ def test_imagenet_class_folders_stream_with_random_resized_crop(params_file, tmp
     wnids = [f"n0{i}" for i in range(6)]
     _image_tree(tmp_path / "imagenet", ["train", "val"], wnids, 40, fmt="JPEG", per_class=4)
     params = _params(params_file, tmp_path, "data.imagenet_classes=3", "data.imagenet_fraction=0.5")
-    train = FolderBatches(params, "train", 4, True, image_size=32)
+    train = FolderBatches(params, "imagenet", "train", 4, True, image_size=32)
     assert len(train.classes) == 3 and len(train.dataset) == 6  # 3 classes x half of 4 images
     x, y = next(train.epoch(torch.Generator().manual_seed(0)))
     assert x.shape == (4, 3, 32, 32) and int(y.max()) < 3
-    val = FolderBatches(params, "val", 5, False, image_size=32)
+    val = FolderBatches(params, "imagenet", "val", 5, False, image_size=32)
     assert sum(len(b[1]) for b in val.epoch(None)) == 12
     with pytest.raises(NasflowError, match="class folders"):
         prepare(params, "imagenet")
@@ -99,7 +99,7 @@ def test_imagenet_class_folders_stream_with_random_resized_crop(params_file, tmp
 
 def test_missing_imagenet_says_where_it_looked(params_file, tmp_path):
     with pytest.raises(NasflowError, match="dataset imagenet not found: looked for imagenet/train"):
-        FolderBatches(_params(params_file, tmp_path), "train", 4, True)
+        FolderBatches(_params(params_file, tmp_path), "imagenet", "train", 4, True)
 
 
 @pytest.mark.skipif(not (SHARED_DATASETS / "imagenette64-subset-jpeg.npz").is_file(), reason="needs ../shared/datasets")

@@ -77,7 +77,7 @@ def test_a_large_lambda_empties_edges_but_never_a_node():
 @pytest.mark.parametrize("layers,channels,dataset", [(3, 4, "cifar10"), (5, 6, "cifar10"), (3, 4, "imagenette64"),
                                                     (4, 6, "imagenet")])
 def test_discretised_macs_equal_the_counted_evaluation_network(layers, channels, dataset):
-    from nasflow.data.registry import dataset_info
+    from nasflow.catalog.datasets import dataset_info
 
     info = dataset_info(dataset)
     torch.manual_seed(0)

@@ -1,12 +1,16 @@
 # The functions the rules call (Snakemake's linter asks that rules and functions live apart).
 
 
-STREAMED = {"imagenet"}  # read from its class folders at run time: no prepared file (nasflow.data.datasets)
+def streamed(dataset):
+    """Read from its class folders at run time: no prepared file (its storage in nasflow.catalog.datasets)."""
+    from nasflow.catalog.datasets import dataset_info
+
+    return dataset_info(dataset).streamed
 
 
 def data_input(dataset):
     """The prepared file a job on `dataset` reads; none for a dataset streamed from class folders."""
-    return [] if dataset in STREAMED else [f"{DATA_ROOT}/{dataset}.npz"]
+    return [] if streamed(dataset) else [f"{DATA_ROOT}/{dataset}.npz"]
 
 
 def datasets_used():
@@ -15,7 +19,7 @@ def datasets_used():
     names = [method_settings(PARAMS, m)["dataset"] for m in protocol.names(PARAMS)]
     names += [protocol.retrain_dataset(PARAMS, m) for m in protocol.names(PARAMS)]
     names += [PARAMS["train"]["dataset"], *PARAMS["train"]["transfer"]["datasets"]]
-    return [n for n in dict.fromkeys(names) if n not in STREAMED]
+    return [n for n in dict.fromkeys(names) if not streamed(n)]
 
 
 def archs_file(name, seed):

@@ -1,4 +1,5 @@
-"""ImageNet from its class folders, streamed (it does not fit in memory as one array): random resized
+"""A dataset stored as class folders (storage "folders" in nasflow.catalog.datasets: ImageNet), streamed
+from `<root>/train/<class>/` and `<root>/val/<class>/` (it does not fit in memory as one array): random resized
 crop (scale 0.08 to 1) and flip for training, resize to 256/224 of the size and centre crop for test,
 optionally a seeded subset of classes and a seeded, per-class fraction of the images (GOLD-NAS and
 EnTranNAS search on such subsets), and seeded, disjoint per-class parts of them (a bi-level search's
@@ -10,20 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasflow.catalog.datasets import dataset_info, function
 from nasflow.data.formats import IMAGE_SUFFIXES
-from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 
 
-def find_imagenet(params) -> Path:
+def find_root(params, name: str) -> Path:
+    """The root of the dataset's class folders: the first archive dir where its reader finds them."""
+    info = dataset_info(name)
     dirs = [params.path(d) for d in params["data"]["archive_dirs"]]
+    reader = function(info.reader)
     for d in dirs:
-        for root in (d / "imagenet", d / "ILSVRC2012", d):
-            if (root / "train").is_dir() and (root / "val").is_dir():
-                return root
-    raise NasflowError(f"dataset imagenet not found: looked for imagenet/train and imagenet/val in "
-                       f"{', '.join(map(str, dirs))}; {dataset_info('imagenet').how_to_get}")
+        root = reader(d, params)
+        if root is not None:
+            return root
+    raise NasflowError(f"dataset {name} not found: looked for {', '.join(info.canonical) or 'its class folders'} in "
+                       f"{', '.join(map(str, dirs))}; {info.how_to_get}")
 
 
 def index_split(root: Path, split: str, classes: list[str]) -> tuple[list[Path], np.ndarray]:
@@ -95,7 +99,7 @@ class _Images(torch.utils.data.Dataset):
 class FolderBatches:
     """The Batches interface (len, epoch(generator)) over a class-folder split."""
 
-    def __init__(self, params, split: str, batch_size: int, train: bool, image_size: int = 224,
+    def __init__(self, params, dataset: str, split: str, batch_size: int, train: bool, image_size: int = 224,
                  autoaugment: bool = False, device="cpu", workers: int = 0, hold_out: float = 0.0,
                  held_out: bool = False, parts: tuple[float, ...] | None = None, part: int = 0):
         """`hold_out`: a fraction of every class set aside (seeded with data.split_seed); these batches
@@ -105,7 +109,7 @@ class FolderBatches:
         (a bi-level search's weight images, 0, and architecture images, 1)."""
         from torchvision.transforms import v2
 
-        root = find_imagenet(params)
+        root = find_root(params, dataset)
         classes, fraction = choose(root, params, params["data"]["split_seed"])
         paths, labels = index_split(root, split, classes)
         if fraction and split == "train":  # the same subset for training and held-out batches
@@ -120,7 +124,7 @@ class FolderBatches:
             rest, held = stratified_split(labels, 1.0 - hold_out, params["data"]["split_seed"])
             keep = held if held_out else rest
             paths, labels = [paths[i] for i in keep], labels[keep]
-        info = dataset_info("imagenet")
+        info = dataset_info(dataset)
         norm = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)]
         if train:
             steps = [v2.RandomResizedCrop(image_size, scale=(0.08, 1.0)), v2.RandomHorizontalFlip()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nasflow.data.registry import dataset_info
+from nasflow.catalog.datasets import dataset_info
 
 
 def normalisation(name: str, x_train: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

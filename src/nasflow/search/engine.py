@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from nasflow import faults, jobs, protocol
 from nasflow import io as nio
 from nasflow import track
+from nasflow.catalog.datasets import dataset_info
 from nasflow.data.datasets import load
 from nasflow.data.loader import Batches, epoch_generator, normalisation
-from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
@@ -204,14 +204,15 @@ class SearchRun:
             return self._folder_bilevel_data()
         params = Params(deep_merge(self.params, {"data": {"imagenet_classes": s.get("classes")}}))
         params.base_dir = self.params.base_dir
-        size, held = dataset_info("imagenet").image_size, s["val_fraction"]
-        self.train_batches = FolderBatches(params, "train", s["batch_size"], True, size, s["autoaugment"], self.device,
-                                           hold_out=held)
+        dataset, held = s["dataset"], s["val_fraction"]
+        size = dataset_info(dataset).image_size
+        self.train_batches = FolderBatches(params, dataset, "train", s["batch_size"], True, size, s["autoaugment"],
+                                           self.device, hold_out=held)
         self.arch_batches = self.train_batches  # one level: alpha trains on the weights' batches
-        self.val_batches = (FolderBatches(params, "train", s["batch_size"], False, size, device=self.device,
+        self.val_batches = (FolderBatches(params, dataset, "train", s["batch_size"], False, size, device=self.device,
                                           hold_out=held, held_out=True) if held else None)
         if len(self.train_batches) == 0:
-            raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the ImageNet training images")
+            raise NasflowError(f"search.batch_size {s['batch_size']} is larger than the {dataset} training images")
         self.n_classes = len(self.train_batches.classes)
 
     def _folder_bilevel_data(self):
@@ -226,25 +227,25 @@ class SearchRun:
 
         s, data_cfg = self.s, self.params["data"]
         if s.get("weights_fraction") is None:
-            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset imagenet) draws "
+            raise NasflowError(f"search.{self.method}: a bi-level search on streamed ImageNet (dataset {s['dataset']}) draws "
                                "its weight and architecture images with the fractions of its method's `imagenet:` "
                                "block (weights_fraction, arch_fraction: entranas, entranas-dst); this method has none. "
                                "Use one of those, a one-level method (gold-nas) or an in-memory dataset")
         parts = (weights_fraction(False, s, data_cfg), arch_fraction(False, s))
-        size, bs = dataset_info("imagenet").image_size, s["batch_size"]
+        size, bs = dataset_info(s["dataset"]).image_size, s["batch_size"]
         split = lambda train, part, autoaugment=False: FolderBatches(
-            self.params, "train", bs, train, size, autoaugment, self.device, parts=parts, part=part)
+            self.params, s["dataset"], "train", bs, train, size, autoaugment, self.device, parts=parts, part=part)
         self.train_batches = split(True, 0, s["autoaugment"])
         self.arch_batches = split(True, 1)  # augmented like the weights' images, as in memory
         self.val_batches = split(False, 1)
         if len(self.train_batches) == 0:
-            raise NasflowError(f"search.batch_size {bs} is larger than the {len(self.train_batches.y)} ImageNet "
+            raise NasflowError(f"search.batch_size {bs} is larger than the {len(self.train_batches.y)} {s['dataset']} "
                                "images of the weight split")
         self.n_classes = len(self.train_batches.classes)
 
     def _data(self):
         s, data_cfg = self.s, self.params["data"]
-        if s["dataset"] == "imagenet":
+        if dataset_info(s["dataset"]).streamed:
             return self._folder_data()
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train

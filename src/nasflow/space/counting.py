@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasflow.data.registry import dataset_info
+from nasflow.catalog.datasets import dataset_info
 from nasflow.space.genotype import Genotype
 from nasflow.space.network import build_network
 

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from nasflow import faults, jobs
 from nasflow import io as nio
 from nasflow import track
+from nasflow.catalog.datasets import dataset_info
 from nasflow.data.datasets import load
 from nasflow.data.folders import FolderBatches
 from nasflow.data.loader import Batches, epoch_generator, normalisation
-from nasflow.data.registry import dataset_info
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
@@ -77,13 +77,14 @@ class TrainRun:
 
     def _data(self):
         r, info = self.r, self.info
-        if self.dataset == "imagenet":  # streamed from its class folders
+        if info.streamed:
             if r["holdout_fraction"]:
-                raise NasflowError(f"recipe {r['name']}: holdout_fraction on streamed ImageNet is not supported; "
-                                   "a selection by short retraining runs on an in-memory dataset")
-            self.train_batches = FolderBatches(self.params, "train", r["batch_size"], True, info.image_size,
-                                               r["autoaugment"], self.device)
-            self.test_batches = FolderBatches(self.params, "val", r["batch_size"], False, info.image_size,
+                raise NasflowError(f"recipe {r['name']}: holdout_fraction on {self.dataset}, streamed from class "
+                                   "folders, is not supported; a selection by short retraining runs on an in-memory "
+                                   "dataset")
+            self.train_batches = FolderBatches(self.params, self.dataset, "train", r["batch_size"], True,
+                                               info.image_size, r["autoaugment"], self.device)
+            self.test_batches = FolderBatches(self.params, self.dataset, "val", r["batch_size"], False, info.image_size,
                                               device=self.device)
             self.n_train, self.n_test = len(self.train_batches.dataset), len(self.test_batches.dataset)
             return

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from nasflow.data.registry import dataset_info
+from nasflow.catalog.datasets import dataset_info
 from nasflow.search.flops import discrete_macs, expected_flops, fixed_macs, op_macs_table
 from nasflow.search.policies.base import Prune, SearchPolicy
 from nasflow.search.supernet import Supernet, edge_inputs

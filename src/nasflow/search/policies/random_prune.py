@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from nasflow import io as nio
 from nasflow import track
+from nasflow.catalog.datasets import dataset_info
 from nasflow.data.datasets import load
 from nasflow.data.loader import Batches, epoch_generator, normalisation
-from nasflow.data.registry import dataset_info
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import load_checkpoint, prepare_run_dir
