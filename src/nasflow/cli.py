@@ -75,7 +75,8 @@ def cmd_draw(args) -> None:
 
 
 def cmd_zoo(args) -> None:
-    from nasflow.space.genotype import zoo_entries, zoo_genotype
+    from nasflow.catalog.cells import zoo_entries
+    from nasflow.space.genotype import zoo_genotype
 
     entries = zoo_entries()
     if args.json:

@@ -56,7 +56,7 @@ def _points_per_search(pubs: pd.DataFrame, params, name: str) -> int:
 
 
 def summary(params) -> dict:
-    from nasflow.report.published import published
+    from nasflow.catalog.published import published
     from nasflow.settings import load_params
 
     pubs = published()

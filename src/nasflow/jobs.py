@@ -125,9 +125,9 @@ def train_inputs(params, genotype: dict, dataset: str, recipe: str, seed: int) -
 def genotype_content(ref) -> dict:
     """The genotype a training reads, as JSON: a published cell's entry or a file's content (a parsed
     Genotype or JSON object is taken as it is)."""
-    from nasflow.space.genotype import Genotype, genotype_source
+    from nasflow.catalog.cells import genotype_source
 
-    if isinstance(ref, Genotype):
+    if hasattr(ref, "to_json"):  # a parsed Genotype (nasflow.space.genotype), taken as it is
         return ref.to_json()
     return genotype_source(ref)[0]
 

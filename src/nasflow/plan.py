@@ -12,7 +12,7 @@ from nasflow import io as nio
 from nasflow import protocol
 from nasflow.errors import NasflowError
 from nasflow.catalog import methods as registry
-from nasflow.space.genotype import SEARCHED_ID, zoo_entries
+from nasflow.catalog.cells import SEARCHED_ID, zoo_entries
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
 TRAIN_DIR = "results/{stage}/{arch_id}/{dataset}/seed{seed}"

@@ -1,4 +1,4 @@
-"""src/nasflow/report/published.csv against the four papers' plain text (../shared/papers).
+"""src/nasflow/catalog/published.csv against the four papers' plain text (../shared/papers).
 
 Every number of a row must be a number token of the paper line that carries the row (the line that starts
 with the row's label, or the verbatim lines in `line`); on one-line tables the tokens after the label must
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CSV_PATH = ROOT / "src" / "nasflow" / "report" / "published.csv"
+CSV_PATH = ROOT / "src" / "nasflow" / "catalog" / "published.csv"
 PAPERS = ROOT.parent / "shared" / "papers"
 needs_papers = pytest.mark.skipif(not PAPERS.is_dir(), reason=f"needs the papers' text in {PAPERS}")
 
@@ -286,7 +286,7 @@ def papers():
 
 
 def test_columns_and_vocabularies(rows):
-    from nasflow.space.genotype import zoo_entries
+    from nasflow.catalog.cells import zoo_entries
 
     names, zoo = _paper_profile_names(), zoo_entries()
     with open(CSV_PATH, newline="", encoding="utf-8") as f:

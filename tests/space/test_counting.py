@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nasflow.space.counting import count_network, measured_macs, count_params
-from nasflow.space.genotype import zoo_entries, zoo_genotype, load_genotype
+from nasflow.catalog.cells import zoo_entries
+from nasflow.space.genotype import load_genotype, zoo_genotype
 from nasflow.space.ops import PRIMITIVES, OpSpec, analytic_cost, build_op, factorized_reduce_cost
 from nasflow.space.ops import FactorizedReduce
 

@@ -7,7 +7,7 @@ table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP 
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout)
 Tables 1 and 3 gain paper, paper_table, paper_row, paper_test_error, paper_test_error_std, paper_params_M,
 paper_macs_M, paper_search_gpu_days and delta (reproduced - published) from published.csv: one row per
-pairing (report/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
+pairing (catalog/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
 delta_<dataset>; consistency.csv paper_child_error (EnTranNAS Table 1).
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
             test_error
@@ -25,7 +25,7 @@ import pandas as pd
 
 from nasflow import io as nio
 from nasflow import plan, protocol
-from nasflow.report import published
+from nasflow.catalog import published
 from nasflow.jobs import method_settings
 from nasflow.catalog import methods as registry
 

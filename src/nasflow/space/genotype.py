@@ -5,20 +5,17 @@ Inputs 0 and 1 of a cell are the two previous cells; node k is input k + 2. A no
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from nasflow.errors import NasflowError
+from nasflow.catalog.cells import genotype_source, zoo_entries
 from nasflow.catalog.ops import OpSpec, parse_op
 
 FORMAT = "nasflow-genotype/1"
 LAYOUTS = ("shared", "per-position")
 CELL_OUTPUTS = ("concat", "mean", "conv1x1")
 # `arch_id` of a searched cell: <method>-s<search seed>-<index in its architectures.json>
-SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)$")
 _DARTS_KEYS = {"normal", "normal_concat", "reduce", "reduce_concat"}
 _GENERAL_KEYS = {"format", "layout", "cell_output", "cells", "name"}
 
@@ -194,11 +191,6 @@ def parse_genotype(obj, name: str | None = None) -> Genotype:
 
 # ---- the zoo of published cells ----------------------------------------------------------------
 
-def zoo_entries() -> dict[str, dict]:
-    text = resources.files("nasflow.space").joinpath("published_cells.json").read_text()
-    return {c["name"]: c for c in json.loads(text)["cells"]}
-
-
 def _native_edge(item) -> list:
     kind, kwargs, inp = item
     if kind == "conv":
@@ -220,25 +212,6 @@ def zoo_genotype(name: str) -> Genotype:
         entry["normal"] = [_native_edge(e) for e in entry["normal_native"]]
         entry["reduce"] = [_native_edge(e) for e in entry["reduce_native"]]
     return parse_genotype(entry, name=name)
-
-
-def genotype_source(ref) -> tuple[dict, str | None, str | None]:
-    """What a genotype reference holds, unparsed: (its JSON object, its zoo name or None, its file or
-    None). A zoo name, a path to a JSON file (either form), or an already parsed JSON object."""
-    if isinstance(ref, dict):
-        return ref, None, None
-    ref = str(ref)
-    entries = zoo_entries()
-    if ref in entries:
-        return entries[ref], ref, None
-    path = Path(ref)
-    if not path.is_file():
-        raise NasflowError(f"genotype {ref!r} is neither a published cell name nor a file "
-                           f"(see `nasflow zoo` for the names)")
-    try:
-        return json.loads(path.read_text()), None, ref
-    except json.JSONDecodeError as exc:
-        raise NasflowError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
 
 
 def load_genotype(ref) -> Genotype:

@@ -25,7 +25,7 @@ from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
 from nasflow.space.counting import count_network
-from nasflow.space.genotype import SEARCHED_ID
+from nasflow.catalog.cells import SEARCHED_ID
 from nasflow.space.genotype import Genotype, load_genotype
 from nasflow.space.network import Logits, build_network
 from nasflow.train.distributed import Context
