@@ -6,6 +6,7 @@ import pytest
 
 from conftest import ROOT, SHARED_DATASETS
 from nasflow import jobs
+from nasflow.study import study_of
 from nasflow.errors import NasflowError
 from nasflow.settings import load_params
 
@@ -15,11 +16,11 @@ def _params(*overrides):
 
 
 def _search(method, *overrides):
-    return jobs.fingerprint(jobs.search_inputs(_params(*overrides), method, 0))
+    return jobs.fingerprint(study_of(_params(*overrides)).search_inputs(method, 0))
 
 
 def _train(recipe, *overrides):
-    return jobs.fingerprint(jobs.train_inputs(_params(*overrides), jobs.genotype_content("DARTS_V2"), "cifar10", recipe, 0))
+    return jobs.fingerprint(study_of(_params(*overrides)).train_inputs(jobs.genotype_content("DARTS_V2"), "cifar10", recipe, 0))
 
 
 def test_a_search_reads_the_weight_split_only_when_it_has_two_levels():
@@ -58,11 +59,11 @@ def test_the_random_baseline_reads_gold_nas_space_but_not_its_pruning_rules():
 def test_svhn_jobs_read_whether_the_extra_images_are_in(tmp_path):
     params = _params()
     cell = jobs.genotype_content("DARTS_V2")
-    with_extra = jobs.train_inputs(params, cell, "svhn", "tiny", 0)
-    without = jobs.train_inputs(_params("data.svhn_extra=false"), cell, "svhn", "tiny", 0)
+    with_extra = study_of(params).train_inputs(cell, "svhn", "tiny", 0)
+    without = study_of(_params("data.svhn_extra=false")).train_inputs(cell, "svhn", "tiny", 0)
     assert jobs.fingerprint(with_extra) != jobs.fingerprint(without)
-    assert jobs.train_inputs(_params("data.svhn_extra=false"), cell, "cifar10", "tiny", 0) == \
-        jobs.train_inputs(params, cell, "cifar10", "tiny", 0)
+    assert study_of(_params("data.svhn_extra=false")).train_inputs(cell, "cifar10", "tiny", 0) == \
+        study_of(params).train_inputs(cell, "cifar10", "tiny", 0)
 
 
 def test_a_training_reads_its_recipe_with_the_defaults_filled_in():
@@ -77,14 +78,14 @@ def test_a_training_reads_its_genotypes_content_not_its_name(tmp_path):
     params = _params()
     cell = jobs.genotype_content("DARTS_V2")
     (tmp_path / "a.json").write_text(json.dumps(cell))
-    same = jobs.train_inputs(params, jobs.genotype_content(tmp_path / "a.json"), "cifar10", "tiny", 0)
-    assert same == jobs.train_inputs(params, cell, "cifar10", "tiny", 0)
-    other = jobs.train_inputs(params, jobs.genotype_content("DARTS_V1"), "cifar10", "tiny", 0)
+    same = study_of(params).train_inputs(jobs.genotype_content(tmp_path / "a.json"), "cifar10", "tiny", 0)
+    assert same == study_of(params).train_inputs(cell, "cifar10", "tiny", 0)
+    other = study_of(params).train_inputs(jobs.genotype_content("DARTS_V1"), "cifar10", "tiny", 0)
     assert other["genotype_sha256"] != same["genotype_sha256"]
 
 
 def test_every_recipe_key_is_in_params_yaml_and_one_removed_is_refused_by_name(tmp_path):
-    r = jobs.recipe_settings(_params(), "gold_nas_cifar")
+    r = study_of(_params()).recipe_settings("gold_nas_cifar")
     assert r["cutout"] == 16 and r["drop_path"] == 0.2 and r["grad_clip"] == 5.0  # visible, not hidden in code
     text = (ROOT / "params.yaml").read_text()
     assert "\n    cutout: 16\n" in text

@@ -52,10 +52,11 @@ def _kept(pipeline):
 
 def _transferred(pipeline):
     """The searched cells transferred: each name's first kept search's final cell, where its protocol says."""
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
     cells = set(_params(pipeline)["train"]["transfer"]["cells"])
-    return list(dict.fromkeys(a for a, _ in plan.transfer_jobs(_params(pipeline), _kept(pipeline)) if a not in cells))
+    return list(dict.fromkeys(a for a, _ in study_of(_params(pipeline)).transfer_jobs(_kept(pipeline)) if a not in cells))
 
 
 def _searched(pipeline):
@@ -64,10 +65,11 @@ def _searched(pipeline):
 
 def _finals(pipeline):
     """Every search's final cell, kept or not (consistency measures every search)."""
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
-    return [json.loads((pipeline / plan.search_dir(m, s) / "architectures.json").read_text())[-1]["id"]
-            for m, s in plan.searches(_params(pipeline))]
+    return [json.loads((pipeline / layout.search_dir(m, s) / "architectures.json").read_text())[-1]["id"]
+            for m, s in study_of(_params(pipeline)).searches()]
 
 
 def test_every_pareto_point_is_retrained(pipeline):
@@ -106,9 +108,10 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_error", "child_error",
                                          "error_gap", "retrained_error", "kendall_tau", "note", "paper", "paper_table",
                                          "paper_row", "paper_child_error", "delta"]
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
-    assert list(zip(consistency["method"], consistency["seed"])) == plan.consistency_searches(_params(pipeline))
+    assert list(zip(consistency["method"], consistency["seed"])) == study_of(_params(pipeline)).consistency_searches()
     # EnTranNAS Table 1: the child of the first-cells (default) and all-cells Engine placements
     assert set(consistency.loc[consistency["method"] == "entranas-engine-all", "paper_child_error"]) == {36.03}
     assert (consistency["error_gap"] - (consistency["child_error"] - consistency["supernet_error"])).abs().max() < 1e-6
@@ -162,9 +165,10 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
-    searches = plan.searches(_params(pipeline))
+    searches = study_of(_params(pipeline)).searches()
     trainings = len(list((pipeline / "results").glob("*/*/*/seed*/metrics.json")))  # train/ and short-retrain/
     # data (cifar10 and the 2 transfer datasets), searches, trainings, consistency, 2 selections, report: every
     # job kind has its run
@@ -249,9 +253,10 @@ PUBLISHED_TRANSFER = "results/train/DARTS_V2/fashion-mnist/seed0/metrics.json"  
 
 def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
     counts, out = _dry_run(pipeline, "data={weights_fraction: 0.6}")
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
-    bilevel = [s for s in plan.searches(_params(pipeline)) if s[0] != "gold-nas"]  # GOLD-NAS trains on every image
+    bilevel = [s for s in study_of(_params(pipeline)).searches() if s[0] != "gold-nas"]  # GOLD-NAS trains on every image
     assert counts == {"search": len(bilevel), "consistency": len(bilevel), "select": 2, "report": 1,
                       "total": 2 * len(bilevel) + 3}
     assert "method=gold-nas," not in out
@@ -260,9 +265,10 @@ def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
 
 def test_the_split_seed_reruns_every_search_and_the_trainings_on_subsets(pipeline):
     counts, out = _dry_run(pipeline, "data={split_seed: 7}")
-    from nasflow import plan
+    from nasflow import layout
+    from nasflow.study import study_of
 
-    searches = plan.searches(_params(pipeline))  # the smoke searches all draw per-class subsets; trainings fan out after them
+    searches = study_of(_params(pipeline)).searches()  # the smoke searches all draw per-class subsets; trainings fan out after them
     assert counts == {"search": len(searches), "consistency": len(searches), "select": 2, "report": 1,
                       "total": 2 * len(searches) + 3}
     # the tiny recipe draws its per-class subsets with the seed too

@@ -19,37 +19,35 @@ PROFILES = ("smoke", "paper")
 
 def snapshot(profile: str) -> dict:
     """Per job: the settings its fingerprint is computed from (`nasflow params` prints the same)."""
-    from nasflow import jobs, plan, protocol
     from nasflow.settings import load_params
+    from nasflow.study import study_of
 
-    params = load_params(ROOT / "params.yaml", profile)
+    study = study_of(load_params(ROOT / "params.yaml", profile))
+    train = study.params["train"]
     out = {"search": {}, "retrain": {}, "retrain_cells": {}, "transfer": {}, "short_retrain": {}}
-    for name, seed in plan.searches(params):
-        out["search"][f"{name}/seed{seed}"] = jobs.search_inputs(params, name, seed)
-    for name in protocol.names(params):
-        dataset = protocol.retrain_dataset(params, name)
-        seed = protocol.search_seeds(params, name)[0]
-        recipe = plan.recipe_for(params, f"{name}-s{seed}-0", dataset)
-        out["retrain"][name] = {"dataset": dataset, "seeds": protocol.retrain_seeds(params, name),
-                                "search_seeds": protocol.search_seeds(params, name),
-                                "select": protocol.selection(params, name), "reported": protocol.reported(params, name),
-                                "transfer": protocol.transfer_datasets(params, name),
-                                "recipe": jobs.recipe_settings(params, recipe)}
-        if (protocol.selection(params, name) or {}).get("by") == "short_retrain":
-            r = plan.recipe_for(params, f"{name}-s{seed}-0", dataset, "short-retrain")
-            out["short_retrain"][name] = {"dataset": dataset, "recipe": jobs.recipe_settings(params, r)}
-    train = params["train"]
+    for name, seed in study.searches():
+        out["search"][f"{name}/seed{seed}"] = study.search_inputs(name, seed)
+    for name in study.names:
+        entry = study.search_name(name)
+        first = f"{name}-s{entry.seeds[0]}-0"
+        out["retrain"][name] = {"dataset": entry.retrain_dataset, "seeds": list(entry.retrain_seeds),
+                                "search_seeds": list(entry.seeds), "select": entry.select, "reported": entry.reported,
+                                "transfer": list(entry.transfer),
+                                "recipe": study.recipe_settings(study.recipe_for(first, entry.retrain_dataset))}
+        if (entry.select or {}).get("by") == "short_retrain":
+            r = study.recipe_for(first, entry.retrain_dataset, "short-retrain")
+            out["short_retrain"][name] = {"dataset": entry.retrain_dataset, "recipe": study.recipe_settings(r)}
     for cell in train["retrain_cells"]:
-        r = plan.recipe_for(params, cell, train["dataset"])
+        r = study.recipe_for(cell, train["dataset"])
         out["retrain_cells"][cell] = {"dataset": train["dataset"], "seeds": train["seeds"],
-                                      "recipe": jobs.recipe_settings(params, r)}
+                                      "recipe": study.recipe_settings(r)}
     datasets = dict.fromkeys(train["transfer"]["datasets"])
-    for name in protocol.names(params):
-        datasets.update(dict.fromkeys(protocol.transfer_datasets(params, name)))
+    for name in study.names:
+        datasets.update(dict.fromkeys(study.search_name(name).transfer))
     for dataset in datasets:
-        r = plan.recipe_for(params, "transfer", dataset)
+        r = study.recipe_for("transfer", dataset)
         out["transfer"][dataset] = {"seeds": train["seeds"], "cells": train["transfer"]["cells"],
-                                    "recipe": jobs.recipe_settings(params, r)}
+                                    "recipe": study.recipe_settings(r)}
     return json.loads(json.dumps(out, sort_keys=True, default=str))
 
 

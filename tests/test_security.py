@@ -117,20 +117,23 @@ def test_nasflow_data_prepare_refuses_a_crafted_extracted_folder(cli, params_fil
     ({"id": "/abs", "genotype": "genotype.json"}, "refused the architecture id '/abs'"),
 ])
 def test_a_crafted_architectures_json_is_refused_by_name(tmp_path, monkeypatch, entry, message):
-    from nasflow import plan
+    from conftest import ROOT
+    from nasflow import layout
+    from nasflow.report.tables import searched
+    from nasflow.settings import load_params
 
-    folder = tmp_path / plan.search_dir("darts", 0)
+    folder = tmp_path / layout.search_dir("darts", 0)
     folder.mkdir(parents=True)
     nio.write_json(folder / "architectures.json", [entry])
     with pytest.raises(NasflowError, match=message.replace(".", r"\.").replace("(", r"\(")):
-        plan.read_architectures(folder / "architectures.json")
+        layout.read_architectures(folder / "architectures.json")
     monkeypatch.chdir(tmp_path)  # the pipeline's own readers go through the same check
     if entry["id"] == "darts-s0-0":
         with pytest.raises(NasflowError, match="refused the file name"):
-            plan.genotype_ref("darts-s0-0")
+            layout.genotype_ref("darts-s0-0")
     with pytest.raises(NasflowError, match="refused"):
-        plan.searched_architectures({"search": {"methods": ["darts"], "seeds": [0]}},
-                                    lambda m, s: tmp_path / plan.search_dir(m, s) / "architectures.json")
+        searched(load_params(ROOT / "params.yaml", None, ["search.methods=[darts]", "search.seeds=[0]",
+                                                          "search.protocol={}"]), tmp_path)
 
 
 def test_kendall_refuses_a_search_dir_with_a_crafted_architectures_json(cli, tmp_path):

@@ -2,7 +2,7 @@
 settings of params.yaml's search.asap block (docs/methods.md prints this table)."""
 import math
 
-from nasflow.jobs import method_settings
+from nasflow.study import method_settings
 from nasflow.search.policies.asap import pac_schedule
 from nasflow.settings import load_params
 

@@ -94,16 +94,18 @@ def cmd_params(args) -> None:
     import yaml
 
     from nasflow import jobs
+    from nasflow.study import study_of
 
     params = _params(args)
+    study = study_of(params)
     if args.search and args.train:
         raise NasflowError("nasflow params: give --search METHOD or --train GENOTYPE, not both")
     if args.search:
-        inputs = jobs.search_inputs(params, args.search, args.seed)
+        inputs = study.search_inputs(args.search, args.seed)
     elif args.train:
         if not args.dataset or not args.recipe:
             raise NasflowError("nasflow params --train needs --dataset and --recipe (as `nasflow train` does)")
-        inputs = jobs.train_inputs(params, jobs.genotype_content(args.train), args.dataset, args.recipe, args.seed)
+        inputs = study.train_inputs(jobs.genotype_content(args.train), args.dataset, args.recipe, args.seed)
     else:
         print(yaml.safe_dump(dict(params), sort_keys=False), end="")
         return
@@ -179,7 +181,7 @@ def cmd_consistency_supernet(args) -> None:
 def cmd_plan(args) -> None:
     from nasflow import estimate
 
-    found = estimate.summary(_params(args))
+    found = estimate.summary(_params(args), args.root)
     print(json.dumps(found, indent=1) if args.json else estimate.render(found))
 
 
@@ -326,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("plan", help="the jobs these settings imply per stage, and an estimate of their GPU-hours")
     _settings_flags(p)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (with every job under `jobs`)")
+    p.add_argument("--root", default=None, help="where results/ is (default: beside --params): searches that have "
+                   "ended fan out as they did, the others by an estimate")
     p.set_defaults(func=cmd_plan)
 
     p = verbs.add_parser("select", help="a best_of selection: which of a name's searches is retrained")

@@ -1,8 +1,10 @@
 """`nasflow plan`: the jobs a settings file implies, per stage, and an estimate of their GPU-hours.
 
-Searches are counted exactly (their number is fixed by the settings). How many architectures a search
-yields is known only when it ends, so the trainings are estimates: one cell per search, or for a front
-the number of points the paper published for it (GOLD-NAS: six per front). Costs come from the
+The jobs are the study's (nasflow.study), the list Snakemake schedules. Searches are counted exactly
+(their number is fixed by the settings). How many architectures a search yields is known only when it
+ends: a search whose architectures.json exists under `root` fans out as it did, one that has not run yet
+by stand-ins (one cell per search, or for a front the number of points the paper published for it:
+GOLD-NAS six per front; a `best_of` selection not yet made keeps its first seed). Costs come from the
 papers' published figures, scaled by epochs (and for trainings by training images):
 - a search: its paper's search GPU-days (published.csv, the row naming the search or its method) times
   these settings' epochs over the paper settings' (params.yaml without a profile);
@@ -13,11 +15,14 @@ These are different GPUs (GTX 1080 Ti, V100) and networks of different sizes: an
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 
 import pandas as pd
 
-from nasflow import jobs, plan, protocol
+from nasflow import layout
 from nasflow.catalog.datasets import dataset_info
+from nasflow.errors import NasflowError
+from nasflow.study import Job, stand_in_architectures, study_of
 
 CIFAR_HOURS_PER_IMAGE_EPOCH = 0.75 * 24 / (600 * 50_000)          # GOLD-NAS B.1
 IMAGENET_HOURS_PER_IMAGE_EPOCH = 3 * 8 * 24 / (250 * 1_281_167)   # GOLD-NAS C.1
@@ -25,9 +30,9 @@ TRAIN_SOURCE = ("GOLD-NAS B.1 (0.3-1.2 V100-days per 600-epoch CIFAR-10 retraini
                 "8 V100 per 250-epoch ImageNet training), per image-epoch")
 
 
-def _published_search_days(pubs: pd.DataFrame, params, name: str) -> tuple[float | None, str]:
+def _published_search_days(pubs: pd.DataFrame, entry) -> tuple[float | None, str]:
     """The first published search cost of the name, else of its method (a Kendall variant)."""
-    for key in (name, protocol.method_of(params, name)):
+    for key in (entry.name, entry.method):
         rows = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(key, p)) & pubs["search_gpu_days"].notna()]
         if not rows.empty:
             row = rows.iloc[0]
@@ -35,8 +40,8 @@ def _published_search_days(pubs: pd.DataFrame, params, name: str) -> tuple[float
     return None, "no published search cost"
 
 
-def _train_hours(params, recipe: str, dataset: str) -> float:
-    r = jobs.recipe_settings(params, recipe)
+def _train_hours(study, recipe: str, dataset: str) -> float:
+    r = study.recipe_settings(recipe)
     info = dataset_info(dataset)
     images = info.train_images
     if r["train_subset_per_class"]:
@@ -48,66 +53,74 @@ def _train_hours(params, recipe: str, dataset: str) -> float:
     return r["epochs"] * images * rate
 
 
-def _points_per_search(pubs: pd.DataFrame, params, name: str) -> int:
+def _points_per_search(pubs: pd.DataFrame, entry) -> int:
     """1, or for a search published as a front the number of its published points."""
-    rows = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(name, p)) & (pubs["match"] == "nearest_macs")
-                & (pubs["dataset"] == protocol.retrain_dataset(params, name))]
+    rows = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(entry.name, p)) & (pubs["match"] == "nearest_macs")
+                & (pubs["dataset"] == entry.retrain_dataset)]
     return max(1, len(rows))
 
 
-def summary(params) -> dict:
+def planned_jobs(params, root: str | Path | None = None) -> tuple[list[Job], set[str]]:
+    """Every job of the study, the trainings fanned out from the searches' results under `root` (default:
+    beside params.yaml) where they exist, else from stand-ins; and the names whose fan-out is estimated."""
+    from nasflow.catalog.published import published
+    from nasflow.selection import chosen_seed
+
+    study, pubs = study_of(params), published()
+    root = Path(root) if root is not None else params.base_dir
+    points = {n: _points_per_search(pubs, study.search_name(n)) for n in study.names}
+    estimated = {n for n in study.names
+                 if not all((root / layout.search_dir(n, s) / "architectures.json").is_file()
+                            for s in study.search_name(n).seeds)
+                 or (study.search_name(n).select and not (root / layout.selection_file(n)).is_file())}
+
+    def chosen(name: str) -> int:
+        made = root / layout.selection_file(name)
+        return chosen_seed(made) if made.is_file() else study.search_name(name).seeds[0]
+
+    return study.jobs(stand_in_architectures(root, points.__getitem__), chosen), estimated
+
+
+def summary(params, root: str | Path | None = None) -> dict:
     from nasflow.catalog.published import published
     from nasflow.settings import load_params
 
-    pubs = published()
-    paper_settings = load_params(params.base_dir / "params.yaml", "base") if (params.base_dir / "params.yaml").is_file() else params
-    searches, trainings = [], []
-    for name in protocol.names(params):
-        s = jobs.method_settings(params, name)
+    study, pubs = study_of(params), published()
+    base_file = params.base_dir / "params.yaml"
+    paper_study = study_of(load_params(base_file, "base")) if base_file.is_file() else study
+    found, estimated = planned_jobs(params, root)
+    searches = []
+    for name in study.names:
+        entry = study.search_name(name)
         try:
-            base_epochs = jobs.method_settings(paper_settings, name)["epochs"]
-        except Exception:  # a variant only this file defines
-            base_epochs = s["epochs"]
-        days, source = _published_search_days(pubs, params, name)
-        seeds = protocol.search_seeds(params, name)
-        scale = s["epochs"] / base_epochs
-        searches.append({"name": name, "method": protocol.method_of(params, name), "dataset": s["dataset"],
-                         "searches": len(seeds), "epochs": s["epochs"],
-                         "gpu_hours": None if days is None else round(len(seeds) * days * 24 * scale, 2),
+            base_epochs = paper_study.search_name(name).settings["epochs"]
+        except NasflowError:  # a variant only this profile defines
+            base_epochs = entry.settings["epochs"]
+        days, source = _published_search_days(pubs, entry)
+        scale = entry.settings["epochs"] / base_epochs
+        searches.append({"name": name, "method": entry.method, "dataset": entry.dataset,
+                         "searches": len(entry.seeds), "epochs": entry.settings["epochs"],
+                         "gpu_hours": None if days is None else round(len(entry.seeds) * days * 24 * scale, 2),
                          "source": f"{source} x {scale:.3g} (epochs)" if days is not None else source})
-        kept = 1 if protocol.selection(params, name) else len(seeds)
-        points = _points_per_search(pubs, params, name)
-        dataset = protocol.retrain_dataset(params, name)
-        recipe = plan.recipe_for(params, f"{name}-s{seeds[0]}-0", dataset)
-        n = kept * points * len(protocol.retrain_seeds(params, name))
-        trainings.append({"stage": "retrain", "what": name, "dataset": dataset, "recipe": recipe, "jobs": n,
-                          "gpu_hours": round(n * _train_hours(params, recipe, dataset), 2),
-                          "estimate": points > 1 or bool(protocol.selection(params, name))})
-        select = protocol.selection(params, name)
-        if select and select["by"] == "short_retrain":
-            recipe = params["train"]["selection_recipe"]
-            trainings.append({"stage": "short-retrain", "what": name, "dataset": dataset, "recipe": recipe,
-                              "jobs": len(seeds), "gpu_hours": round(len(seeds) * _train_hours(params, recipe, dataset), 2),
-                              "estimate": False})
-    train = params["train"]
-    for cell in train["retrain_cells"]:
-        recipe = plan.recipe_for(params, cell, train["dataset"])
-        n = len(train["seeds"])
-        trainings.append({"stage": "retrain", "what": cell, "dataset": train["dataset"], "recipe": recipe, "jobs": n,
-                          "gpu_hours": round(n * _train_hours(params, recipe, train["dataset"]), 2), "estimate": False})
-    per_name = train["transfer"]["searched_per_method"]
-    cells_to: dict[str, int] = {d: len(train["transfer"]["cells"]) for d in train["transfer"]["datasets"]}
-    for name in protocol.names(params):
-        for d in protocol.transfer_datasets(params, name):
-            cells_to[d] = cells_to.get(d, 0) + min(per_name, len(protocol.search_seeds(params, name)))
-    for dataset, cells in cells_to.items():
-        recipe = plan.recipe_for(params, "transfer", dataset)
-        n = cells * len(train["seeds"])
-        trainings.append({"stage": "transfer", "what": f"{cells} cells", "dataset": dataset, "recipe": recipe,
-                          "jobs": n, "gpu_hours": round(n * _train_hours(params, recipe, dataset), 2), "estimate": False})
-    return {"profile": params.profile, "searches": searches, "selections": len(plan.selected_names(params)),
-            "consistency": len(plan.consistency_searches(params)), "trainings": trainings,
-            "train_source": TRAIN_SOURCE}
+    groups: dict[tuple, list[Job]] = {}
+    for job in found:
+        if job.kind not in ("train", "short-retrain"):
+            continue
+        what = layout.arch_name(job.name) or job.name
+        stage = {"retrain": "retrain", "transfer": "transfer", "selection": "short-retrain"}[job.role]
+        key = (stage, "" if stage == "transfer" else what, job.dataset, job.recipe)
+        groups.setdefault(key, []).append(job)
+    trainings = []
+    for (stage, what, dataset, recipe), members in groups.items():
+        if stage == "transfer":
+            what = f"{len({j.name for j in members})} cells"
+        trainings.append({"stage": stage, "what": what, "dataset": dataset, "recipe": recipe, "jobs": len(members),
+                          "gpu_hours": round(len(members) * _train_hours(study, recipe, dataset), 2),
+                          "estimate": stage == "retrain" and any((layout.arch_name(j.name) or "") in estimated
+                                                                  for j in members)})
+    return {"profile": params.profile, "searches": searches, "selections": len(study.selected_names()),
+            "consistency": len(study.consistency_searches()), "trainings": trainings,
+            "jobs": [j.as_dict() for j in found], "train_source": TRAIN_SOURCE}
 
 
 def render(found: dict) -> str:

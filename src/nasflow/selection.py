@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nasflow import plan, protocol
+from nasflow import layout
+from nasflow.study import study_of
 from nasflow.errors import NasflowError
 
 
@@ -23,9 +24,8 @@ def _supernet_val_error(search_dir: Path, name: str) -> float:
     return float(errors.iloc[-1])
 
 
-def _short_retrain_error(params, root: Path, name: str, arch_id: str) -> float:
-    dataset, seed = protocol.retrain_dataset(params, name), protocol.retrain_seeds(params, name)[0]
-    path = root / plan.train_dir(arch_id, dataset, seed, "short-retrain") / "metrics.json"
+def _short_retrain_error(entry, root: Path, arch_id: str) -> float:
+    path = root / layout.train_dir(arch_id, entry.retrain_dataset, entry.retrain_seeds[0], "short-retrain") / "metrics.json"
     metrics = json.loads(path.read_text())
     if metrics.get("evaluated_on") != "holdout":
         raise NasflowError(f"{path}: measured on the test set (recipe {metrics['recipe']}); a selection must judge on "
@@ -34,17 +34,18 @@ def _short_retrain_error(params, root: Path, name: str, arch_id: str) -> float:
 
 
 def select(params, name: str, root: str | Path = ".") -> dict:
-    rule = protocol.selection(params, name)
+    entry = study_of(params).search_name(name)
+    rule = entry.select
     if rule is None:
         raise NasflowError(f"search {name!r} keeps all its searches (search.protocol.{name}.select is all): "
                            "there is nothing to select")
     root = Path(root)
     candidates = []
-    for seed in protocol.search_seeds(params, name):
-        folder = root / plan.search_dir(name, seed)
-        final = plan.final_architecture(plan.read_architectures(folder / "architectures.json"))["id"]
+    for seed in entry.seeds:
+        folder = root / layout.search_dir(name, seed)
+        final = layout.final_architecture(layout.read_architectures(folder / "architectures.json"))["id"]
         error = (_supernet_val_error(folder, name) if rule["by"] == "supernet_val"
-                 else _short_retrain_error(params, root, name, final))
+                 else _short_retrain_error(entry, root, final))
         candidates.append({"seed": seed, "arch_id": final, "error": round(error, 4)})
     best = min(candidates, key=lambda c: (c["error"], c["seed"]))
     return {"name": name, "by": rule["by"], "best_of": rule["best_of"], "seed": best["seed"],

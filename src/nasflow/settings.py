@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from nasflow.errors import NasflowError
+from nasflow.catalog import datasets
+from nasflow.catalog import methods as registry
 from nasflow.schema_check import inline_refs, problems
 
 
@@ -29,15 +32,13 @@ def schema() -> dict:
     """params.schema.yaml with the declared datasets' names (nasflow.catalog.datasets) as its dataset enum,
     and each registered search method's block (the common search keys, laid under what the method
     declares)."""
-    from nasflow.catalog import datasets
-    from nasflow.catalog import methods as registry
 
     full = yaml.safe_load(resources.files("nasflow").joinpath("params.schema.yaml").read_text())
     full["$defs"]["dataset"]["enum"] = datasets.names()
     full = inline_refs(full)
     search = full["properties"]["search"]
     common = full["$defs"]["search_common"]
-    search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: nasflow.protocol.check
+    search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: check_searches
     for name in registry.names():
         declared = registry.method(name).schema
         declared = declared(common) if callable(declared) else declared
@@ -115,6 +116,59 @@ def validate(cfg: dict, source: str = "params.yaml") -> None:
     raise NasflowError(f"{source}: {where or 'top level'}: {message}")
 
 
+SELECT_BY = ("supernet_val", "short_retrain")
+
+
+def _is_search(params, name: str) -> bool:
+    return name in registry.names() or name in params["search"].get("variants", {})
+
+
+def _method_of(params, name: str) -> str:
+    variant = params["search"].get("variants", {}).get(name)
+    return variant["method"] if variant is not None else name
+
+
+def check_searches(params) -> None:
+    """What the schema cannot say: variants name registered methods and do not shadow one, their settings
+    are keys of their method's block, protocol entries name searches, and `best_of` counts the seeds."""
+    search = params["search"]
+    methods_schema = schema()["properties"]["search"]["properties"]
+    for name, variant in search.get("variants", {}).items():
+        where = f"search.variants.{name}"
+        if name in registry.names():
+            raise NasflowError(f"{where}: {name!r} is a registered method's name; a variant needs a name of its own")
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise NasflowError(f"{where}: {name!r}: a variant's name is lower-case letters, digits and '-' (it names "
+                               "folders and cells, <name>-s<seed>-<index>)")
+        if variant["method"] not in registry.names():
+            raise NasflowError(f"{where}.method: unknown search method {variant['method']!r}; available: "
+                               f"{', '.join(registry.names())}")
+        block = {**methods_schema[variant["method"]], "required": []}
+        found = problems(variant.get("settings", {}), block)
+        if found:
+            path, message = found[0]
+            raise NasflowError(f"{where}.settings.{'.'.join(map(str, path))}: {message}".replace(".: ", ": "))
+    for name in search["methods"]:
+        if not _is_search(params, name):
+            raise NasflowError(f"search.methods: {name!r} is neither a registered method ({', '.join(registry.names())}) "
+                               "nor a name under search.variants")
+    for name, entry in search.get("protocol", {}).items():
+        where = f"search.protocol.{name}"
+        if not _is_search(params, name):
+            raise NasflowError(f"{where}: {name!r} is neither a registered method nor a variant")
+        select = entry.get("select", "all")
+        if isinstance(select, str):
+            if select != "all":
+                raise NasflowError(f"{where}.select: {select!r}: expected all or {{best_of: N, by: {' | '.join(SELECT_BY)}}}")
+            continue
+        seeds = entry.get("seeds", search["seeds"])
+        if select["best_of"] != len(seeds):
+            raise NasflowError(f"{where}.select.best_of: {select['best_of']} searches, but the name is searched with "
+                               f"{len(seeds)} seeds ({seeds}); best_of counts them")
+        if select["by"] == "supernet_val" and not registry.method(_method_of(params, name)).trains_supernet:
+            raise NasflowError(f"{where}.select.by: {name!r} trains no super-net; use short_retrain")
+
+
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,
                 overrides: list[str] | tuple[str, ...] = ()) -> Params:
     path = Path(path)
@@ -126,8 +180,6 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
         raise NasflowError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise NasflowError(f"{path}: the top level must be a mapping of settings")
-    from nasflow import protocol
-
     profiles = raw.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise NasflowError(f"{path}: 'profiles' must map profile names to overlays")
@@ -140,7 +192,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
             merged = deep_merge(raw, overlay)
             validate(merged, f"{path} (profile {name})")
             try:
-                protocol.check(merged)
+                check_searches(merged)
             except NasflowError as exc:
                 raise NasflowError(f"{path} (profile {name}): {exc}") from None
         except NasflowError as exc:
@@ -155,7 +207,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
         apply_override(cfg, assignment)
     validate(cfg, str(path))
     try:
-        protocol.check(cfg)
+        check_searches(cfg)
     except NasflowError as exc:
         raise NasflowError(f"{path}: {exc}") from None
     params = Params(cfg)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import write_params
 from nasflow import cli, jobs
+from nasflow.study import study_of
 from nasflow.catalog import datasets
 from nasflow.catalog.datasets import Dataset
 from nasflow.data import formats
@@ -105,8 +106,8 @@ def test_storage_decides_what_a_job_reads(tiles, tmp_path):
     from nasflow.settings import load_params
 
     params = load_params(write_params(tmp_path), "smoke")
-    assert jobs.train_inputs(params, {}, "tiles", "tiny", 0)["data"] == {"split_seed": params["data"]["split_seed"]}
-    streamed = jobs.train_inputs(params, {}, "tiles-folders", "tiny", 0)["data"]
+    assert study_of(params).train_inputs({}, "tiles", "tiny", 0)["data"] == {"split_seed": params["data"]["split_seed"]}
+    streamed = study_of(params).train_inputs({}, "tiles-folders", "tiny", 0)["data"]
     assert set(streamed) == set(jobs.FOLDER_KEYS)
 
 

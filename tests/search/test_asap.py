@@ -174,7 +174,7 @@ def test_resume_refuses_a_checkpoint_from_other_settings(asap_run, smoke_params)
 # ---- Algorithm 1 on a tiny supernet: frozen survivors, the stop, Theorem 2's t -----------------------------
 
 def _settings(params_file, *overrides):
-    from nasflow.jobs import method_settings
+    from nasflow.study import method_settings
     from nasflow.settings import load_params
 
     return method_settings(load_params(params_file, "smoke", ["runtime.progress=none", *overrides]), "asap")

@@ -288,7 +288,7 @@ def test_space_sizes_of_table8():
 
 
 def test_paper_settings_and_key_errors(params_file):
-    from nasflow.search.engine import method_settings
+    from nasflow.study import method_settings
 
     for method, n_ops in (("entranas", 8), ("entranas-dst", 7)):
         s = method_settings(load_params(params_file, "paper"), method)
@@ -492,7 +492,7 @@ def test_dst_search_interrupted_after_an_epoch_resumes_to_the_same_result(smoke_
 def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_file):
     """The `imagenet:` sub-blocks are laid over only on ImageNet-style data; a typo names the bad key, and
     the search fingerprint follows the split settings it reads (the block's fractions, not data.weights_fraction)."""
-    from nasflow.jobs import method_settings, search_inputs
+    from nasflow.study import method_settings, study_of
 
     expected = {"entranas": (1024, 0.5, 6e-3, 5.0, 0.923), "entranas-dst": (1024, 0.5, 6e-3, 1.0, 0.9)}
     for method, values in expected.items():
@@ -515,15 +515,15 @@ def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_fil
                                                         "search.entranas.imagenet.arch_fraction=0.5"]), "entranas")
 
     def fingerprint_data(*overrides):
-        return search_inputs(load_params(params_file, None, ["search.entranas.dataset=imagenet", *overrides]),
-                             "entranas", 0)
+        params = load_params(params_file, None, ["search.entranas.dataset=imagenet", *overrides])
+        return study_of(params).search_inputs("entranas", 0)
     base = fingerprint_data()
     assert base["data"] == {"imagenet_classes": None, "imagenet_fraction": None, "split_seed": 0}
     assert fingerprint_data("data.weights_fraction=0.6") == base  # not read on ImageNet
     for changed in ("search.entranas.imagenet.arch_fraction=0.2", "search.entranas.imagenet.weights_fraction=0.2",
                     "data.split_seed=1", "data.imagenet_classes=10", "data.imagenet_fraction=0.5"):
         assert fingerprint_data(changed) != base, changed
-    cifar = search_inputs(load_params(params_file, None), "entranas", 0)["data"]
+    cifar = study_of(load_params(params_file, None)).search_inputs("entranas", 0)["data"]
     assert cifar["weights_fraction"] == 0.5  # CIFAR-10's halves still read it
 
 

@@ -131,7 +131,7 @@ def gold_run(smoke_params, tmp_path_factory):
 
 
 def _settings(smoke_params):
-    from nasflow.search.engine import method_settings
+    from nasflow.study import method_settings
     from nasflow.settings import load_params
 
     return method_settings(load_params(smoke_params), "gold-nas")
@@ -214,7 +214,7 @@ def test_a_search_with_an_empty_front_stops_and_resumes_with_more_epochs(smoke_p
 # ---- searching directly on ImageNet-style data (appendix C) -------------------------------------------------
 
 def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_file):
-    from nasflow.search.engine import method_settings
+    from nasflow.study import method_settings
     from nasflow.settings import load_params
 
     cifar = method_settings(load_params(params_file, "base"), "gold-nas")

@@ -11,15 +11,16 @@ from nasflow.errors import NasflowError
 from nasflow.catalog import methods as registry
 
 
-def test_importing_the_planning_modules_leaves_torch_out():
-    code = ("import sys, nasflow.plan, nasflow.jobs, nasflow.settings, nasflow.catalog.methods as r; "
-            "r.names(); assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def test_the_planning_layer_resolves_a_study_without_torch():
+    code = ("import sys, nasflow.layout, nasflow.jobs, nasflow.estimate, nasflow.selection, nasflow.settings as s, "
+            "nasflow.study as st; study = st.study_of(s.load_params('params.yaml', 'paper')); study.jobs(); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
 
 
 def test_every_method_declares_a_schema_a_description_and_a_policy():
-    from nasflow.jobs import method_settings
+    from nasflow.study import method_settings
     from nasflow.search.policies.base import SearchPolicy
     from nasflow.settings import load_params, schema
 

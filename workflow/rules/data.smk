@@ -3,7 +3,7 @@ rule prepare_data:
     output:
         f"{DATA_ROOT}/{{dataset}}.npz",
     params:
-        inputs=lambda w: jobs.as_rule_params(jobs.data_inputs(PARAMS, w.dataset)),
+        inputs=lambda w: jobs.as_rule_params(jobs.data_inputs(PARAMS["data"], w.dataset)),
     log:
         "logs/prepare_data/{dataset}.log",
     resources:
@@ -14,4 +14,4 @@ rule prepare_data:
 
 rule all_data:
     input:
-        [f"{DATA_ROOT}/{name}.npz" for name in datasets_used()],
+        [f"{DATA_ROOT}/{name}.npz" for name in STUDY.prepared_datasets()],

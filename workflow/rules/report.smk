@@ -17,7 +17,7 @@ rule consistency:
         "results/consistency/{method}/seed{seed}.json",
     params:
         search=lambda w, input: os.path.dirname(input.summary),
-        inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
+        inputs=lambda w: jobs.as_rule_params(STUDY.search_inputs(w.method, int(w.seed))),
     log:
         "logs/consistency/{method}/seed{seed}.log",
     threads: 1
@@ -32,9 +32,9 @@ rule consistency:
 rule report:
     input:
         trainings=training_outputs,
-        searches=[f"{plan.search_dir(m, s)}/search.json" for m, s in plan.searches(PARAMS)],
-        consistency=[plan.consistency_file(m, s) for m, s in plan.consistency_searches(PARAMS)],
-        selections=[plan.selection_file(n) for n in plan.selected_names(PARAMS)],
+        searches=[f"{layout.search_dir(m, s)}/search.json" for m, s in STUDY.searches()],
+        consistency=[layout.consistency_file(m, s) for m, s in STUDY.consistency_searches()],
+        selections=[layout.selection_file(n) for n in STUDY.selected_names()],
     output:
         # `snakemake --report report.html` shows the tables and figures with these captions
         [report(f"results/{t}.csv", caption=f"../report/{t}.rst", category="Tables") for t in REPORT],

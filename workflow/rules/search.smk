@@ -5,14 +5,14 @@
 # its rerun resumes from the checkpoint.
 checkpoint search:
     input:
-        data=lambda w: data_input(method_settings(PARAMS, w.method)["dataset"]),
+        data=lambda w: data_input(STUDY.search_name(w.method).dataset),
     output:
         archs="results/search/{method}/seed{seed}/architectures.json",
         genotype="results/search/{method}/seed{seed}/genotype.json",
         summary="results/search/{method}/seed{seed}/search.json",
     params:
         out=lambda w, output: os.path.dirname(output.summary),
-        inputs=lambda w: jobs.as_rule_params(jobs.search_inputs(PARAMS, w.method, int(w.seed))),
+        inputs=lambda w: jobs.as_rule_params(STUDY.search_inputs(w.method, int(w.seed))),
     log:
         "logs/search/{method}/seed{seed}.log",
     benchmark:  # wall time and peak memory of each search (its checkpoint's seconds count search work only)
@@ -28,7 +28,7 @@ checkpoint search:
 
 rule all_searches:
     input:
-        [f"{plan.search_dir(m, s)}/architectures.json" for m, s in plan.searches(PARAMS)],
+        [f"{layout.search_dir(m, s)}/architectures.json" for m, s in STUDY.searches()],
 
 
 # A `best_of` selection (search.protocol.<name>.select): which of a name's searches is retrained. A
@@ -39,8 +39,7 @@ checkpoint select:
     output:
         "results/selection/{name}.json",
     params:
-        inputs=lambda w: jobs.as_rule_params({"protocol": PARAMS["search"]["protocol"].get(w.name, {}),
-                                              "selection_recipe": PARAMS["train"]["selection_recipe"]}),
+        inputs=lambda w: jobs.as_rule_params(STUDY.selection_inputs(w.name)),
     log:
         "logs/select/{name}.log",
     resources:

@@ -1,6 +1,6 @@
 # Retraining (every kept architecture, by its search's protocol) and transfer (a few cells on other
 # datasets) under results/train/; a `best_of ... by: short_retrain` selection's short trainings under
-# results/short-retrain/. Each job's recipe: plan.recipe_for.
+# results/short-retrain/. Each job's recipe: the study's recipe_for.
 
 rule train:
     input:
@@ -12,15 +12,15 @@ rule train:
         out=lambda w, output: os.path.dirname(output.metrics),
         genotype=genotype_of,
         recipe=recipe_of,
-        inputs=lambda w: jobs.as_rule_params(jobs.train_inputs(
-            PARAMS, jobs.genotype_content(genotype_of(w)), w.dataset, recipe_of(w), int(w.seed))),
+        inputs=lambda w: jobs.as_rule_params(STUDY.train_inputs(
+            jobs.genotype_content(genotype_of(w)), w.dataset, recipe_of(w), int(w.seed))),
     log:
         "logs/{stage}/{arch_id}/{dataset}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/{stage}/{arch_id}/{dataset}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
-        stage="|".join(plan.STAGES),
+        stage="|".join(layout.STAGES),
     threads: 1
     resources:
         gpu=1,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from nasflow import io as nio
-from nasflow import plan
+from nasflow import layout
+from nasflow.study import study_of
 from nasflow.space.draw import draw_genotype
 from nasflow.space.genotype import load_genotype
 
@@ -49,8 +50,8 @@ def search_curves_figure(params, root: Path, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.2))
-    for method, seed in plan.searches(params):
-        history = pd.read_csv(root / plan.search_dir(method, seed) / "history.csv")
+    for method, seed in study_of(params).searches():
+        history = pd.read_csv(root / layout.search_dir(method, seed) / "history.csv")
         for ax, (column, label) in zip(axes, CURVES):
             # each method writes its own columns (DARTS has no temperature); a baseline has no epochs
             if "epoch" in history and column in history and history[column].notna().any():

@@ -24,10 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from nasflow import io as nio
-from nasflow import plan, protocol
+from nasflow import layout
 from nasflow.catalog import published
-from nasflow.jobs import method_settings
-from nasflow.catalog import methods as registry
+from nasflow.study import study_of
 
 TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
@@ -46,7 +45,7 @@ def _metrics(root: Path, arch_id: str, dataset: str, seeds, reported: str = "fin
     five epochs' test errors, from its history.csv."""
     out = []
     for s in seeds:
-        folder = root / plan.train_dir(arch_id, dataset, s)
+        folder = root / layout.train_dir(arch_id, dataset, s)
         metrics = _json(folder / "metrics.json")
         if reported == "last_5_mean":
             history = pd.read_csv(folder / "history.csv")
@@ -59,8 +58,9 @@ def searched(params, root: Path) -> list[dict]:
     """The kept architectures, a `best_of` selection's read from its results/selection/<name>.json."""
     from nasflow.selection import chosen_seed
 
-    return plan.searched_architectures(params, lambda m, s: root / plan.search_dir(m, s) / "architectures.json",
-                                       lambda name: chosen_seed(root / plan.selection_file(name)))
+    return study_of(params).searched_architectures(
+        lambda m, s: layout.read_architectures(root / layout.search_dir(m, s) / "architectures.json"),
+        lambda name: chosen_seed(root / layout.selection_file(name)))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -69,11 +69,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _schedule(params, method: str) -> str:
-    return registry.method(protocol.method_of(params, method)).describe(method_settings(params, method))
+    return study_of(params).search_name(method).describe()
 
 
 def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     root = Path(root)
+    study = study_of(params)
     train = params["train"]
     found = searched(params, root)
     last = {(arch["method"], arch["search_seed"]): arch["id"] for arch in found}
@@ -83,12 +84,12 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     per_method: dict[str, list[dict]] = {}
     for arch in found:
         name = arch["method"]
-        retrain_seeds = protocol.retrain_seeds(params, name)
-        metrics = _metrics(root, arch["id"], protocol.retrain_dataset(params, name), retrain_seeds,
-                           protocol.reported(params, name))
-        search = _json(root / plan.search_dir(name, arch["search_seed"]) / "search.json")
+        entry = study.search_name(name)
+        retrain_seeds = entry.retrain_seeds
+        metrics = _metrics(root, arch["id"], entry.retrain_dataset, retrain_seeds, entry.reported)
+        search = _json(root / layout.search_dir(name, arch["search_seed"]) / "search.json")
         mean, std = _mean_std([m["top1_error"] for m in metrics])
-        rows1.append({"architecture": arch["id"], "method": name, "dataset": protocol.retrain_dataset(params, name),
+        rows1.append({"architecture": arch["id"], "method": name, "dataset": entry.retrain_dataset,
                       "final": arch["id"] in finals,
                       "seeds": ",".join(map(str, retrain_seeds)),
                       "test_error_mean": mean, "test_error_std": std, "params_M": metrics[0]["params_M"],
@@ -107,7 +108,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
         mean, std = _mean_std([m["top1_error"] for m in metrics])
         rows3.append({"method": method, "schedule": _schedule(params, method), "test_error_mean": mean,
                       "test_error_std": std, "params_M": round(float(pd.Series([m["params_M"] for m in metrics]).mean()), 3)})
-    planned = plan.transfer_jobs(params, found)
+    planned = study.transfer_jobs(found)
     datasets = list(dict.fromkeys([*train["transfer"]["datasets"], *(d for _, d in planned)]))
     rows2 = {}
     for arch_id, d in planned:  # a cell not transferred to a dataset leaves its column empty
@@ -118,7 +119,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
                                        datasets, finals, {r["architecture"]: r["params_M"] for r in rows1})
     table3 = published.method_beside(pd.DataFrame(rows3, columns=TABLE3),
-                                     {n: protocol.retrain_dataset(params, n) for n in protocol.names(params)})
+                                     {n: study.search_name(n).retrain_dataset for n in study.names})
     return {"table1": table1, "consistency": consistency_table(params, root, rows1), "table2": table2,
             "table3": table3, "pareto": pd.DataFrame(pareto, columns=PARETO)}
 
@@ -131,10 +132,10 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
 
     retrained = {r["architecture"]: r["test_error_mean"] for r in rows1}
     rows = []
-    for method, seed in plan.consistency_searches(params):
-        found = _json(root / plan.consistency_file(method, seed))
-        archs = plan.read_architectures(root / plan.search_dir(method, seed) / "architectures.json")
-        final = plan.final_architecture(archs)["id"]
+    for method, seed in study_of(params).consistency_searches():
+        found = _json(root / layout.consistency_file(method, seed))
+        archs = layout.read_architectures(root / layout.search_dir(method, seed) / "architectures.json")
+        final = layout.final_architecture(archs)["id"]
         measured = found.get("architecture", final)  # `end state`: the child is not the retrained cell
         rounded = {k: None if found[k] is None else round(found[k], 3) for k in ("supernet_error", "child_error", "error_gap")}
         rows.append({"method": method, "seed": seed, "architecture": measured, **rounded,
@@ -148,7 +149,7 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
             r["kendall_tau"] = None if tau is None or tau != tau else round(tau, 3)
     # EnTranNAS Table 1's child networks' validation errors beside the measured ones
     table = pd.DataFrame(rows, columns=CONSISTENCY)
-    table["dataset"] = [method_settings(params, m)["dataset"] for m in table["method"]]
+    table["dataset"] = [study_of(params).search_name(m).dataset for m in table["method"]]
     table["final"] = True
     table = published.beside(table, "child_error", metric="child_val_error")
     table = table.rename(columns={"paper_test_error": "paper_child_error"})

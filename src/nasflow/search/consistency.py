@@ -75,7 +75,7 @@ def supernet_vs_child(params, method: str, seed: int, search_dir: str | Path, ou
     search stopped elsewhere (GOLD-NAS: its final cell is the last Pareto point, recorded earlier). A
     search without validation images (a one-level search with val_fraction 0) gets a row that says so:
     the test set is never used instead."""
-    from nasflow.plan import final_architecture, read_architectures
+    from nasflow.layout import final_architecture, read_architectures
     from nasflow.space.genotype import load_genotype
     from nasflow.search.engine import SearchRun
 
@@ -136,7 +136,7 @@ def final_arch_id(search_dir: Path) -> str:
     path = search_dir / "architectures.json"
     if not path.is_file():
         raise NasflowError(f"{path}: missing (is {search_dir} a finished search?)")
-    from nasflow.plan import final_architecture, read_architectures
+    from nasflow.layout import final_architecture, read_architectures
 
     return final_architecture(read_architectures(path))["id"]
 

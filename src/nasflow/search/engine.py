@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow import faults, jobs, protocol
+from nasflow import faults, jobs
 from nasflow import io as nio
 from nasflow import track
 from nasflow.catalog.datasets import dataset_info
@@ -19,11 +19,10 @@ from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
 from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device, set_threads
-from nasflow.jobs import method_settings  # noqa: F401 (where callers have always found it)
-from nasflow.catalog import methods as registry
 from nasflow.search.policies.base import normalised_entropy
 from nasflow.search.supernet import SpaceConfig, Supernet, rebuild_optimizer
 from nasflow.space.counting import architecture_entry
+from nasflow.study import study_of
 
 # The engine's own history.csv columns; a method adds its declared ones (nasflow.catalog.methods).
 HISTORY_COLUMNS = ["epoch", "phase", "steps", "alive_candidates", "mixed_edges", "sparsity", "entropy", "entropy_normal", "entropy_reduce",
@@ -183,11 +182,11 @@ class SearchRun:
     def __init__(self, params, method: str, seed: int, out: str | Path, track_runs: bool = True):
         self.params, self.method, self.seed = params, method, seed
         self.out = Path(out)
-        self.declared = registry.method(protocol.method_of(params, method))  # `method` may name a variant
-        self.s = jobs.method_settings(params, method)
+        searched = study_of(params).search_name(method)  # `method` may name a variant
+        self.declared, self.s = searched.declared, searched.settings
         self.track_runs = track_runs
         self.device = resolve_device(params)
-        self.inputs = jobs.search_inputs(params, method, seed)
+        self.inputs = study_of(params).search_inputs(method, seed)
         self.fingerprint = jobs.fingerprint(self.inputs)
 
     # ---- set-up ---------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow import faults, jobs
+from nasflow import faults, jobs, track
 from nasflow import io as nio
-from nasflow import track
+from nasflow.catalog.cells import SEARCHED_ID
 from nasflow.catalog.datasets import dataset_info
 from nasflow.data.datasets import load
 from nasflow.data.folders import FolderBatches
@@ -23,11 +23,16 @@ from nasflow.data.loader import Batches, epoch_generator, normalisation
 from nasflow.data.splits import stratified_split, stratified_subset
 from nasflow.errors import NasflowError
 from nasflow.progress import Progress
-from nasflow.runtime import device_name, load_checkpoint, prepare_run_dir, resolve_device
+from nasflow.runtime import (
+    device_name,
+    load_checkpoint,
+    prepare_run_dir,
+    resolve_device,
+)
 from nasflow.space.counting import count_network
-from nasflow.catalog.cells import SEARCHED_ID
 from nasflow.space.genotype import Genotype, load_genotype
 from nasflow.space.network import Logits, build_network
+from nasflow.study import study_of
 from nasflow.train.distributed import Context
 from nasflow.train.schedules import drop_path_probability, learning_rate
 
@@ -58,9 +63,10 @@ class TrainRun:
                  arch_id: str | None = None, track_runs: bool = True):
         self.params, self.dataset, self.seed, self.out = params, dataset, seed, Path(out)
         self.info = dataset_info(dataset)
-        self.r = jobs.recipe_settings(params, recipe)
+        study = study_of(params)
+        self.r = study.recipe_settings(recipe)
         self.genotype: Genotype = load_genotype(genotype_ref)
-        self.inputs = jobs.train_inputs(params, jobs.genotype_content(genotype_ref), dataset, recipe, seed)
+        self.inputs = study.train_inputs(jobs.genotype_content(genotype_ref), dataset, recipe, seed)
         self.fingerprint = jobs.fingerprint(self.inputs)
         if self.r["cell_output"]:
             self.genotype.cell_output = self.r["cell_output"]
