@@ -204,7 +204,7 @@ def _node_choice(policy, net, node):
 
 
 def test_a_settled_edge_keeps_its_alpha_and_the_cell_ignores_later_epochs(params_file):
-    # Issue 15, item 6: a lone op weighs 1 whatever its alpha, so Adam's weight decay alone would move
+    # A lone op weighs 1 whatever its alpha, so Adam's weight decay alone would move
     # that alpha (towards 0), and an edge that settled early would lose ground to one that settled late.
     s, net, policy = _tiny(params_file)
     a_opt = policy.make_arch_optimizer(net.arch_parameters())
@@ -237,7 +237,7 @@ def test_a_settled_edge_keeps_its_alpha_and_the_cell_ignores_later_epochs(params
 
 
 def test_pac_schedule_counts_alpha_updates_and_survives_a_resume(params_file):
-    # Issue 15, item 8: Theorem 2's t is the number of alpha updates (eq. 15 sums t of them), not the epoch.
+    # Theorem 2's t is the number of alpha updates (eq. 15 sums t of them), not the epoch.
     s, net, policy = _tiny(params_file, "search.asap.schedule=pac")
     pac, n = s["pac"], len(s["ops"])
     at = lambda t: pac_schedule(t, n, s["a_lr"], pac["grad_bound"], pac["delta"], pac["nu"])
@@ -306,7 +306,7 @@ def _rows(out):
 
 
 def test_the_search_stops_at_the_step_where_every_edge_holds_one_op(params_file, tmp_path):
-    # Issue 15, item 7 (Algorithm 1, line 3): the while loop ends at the step that leaves one op per edge,
+    # Algorithm 1, line 3: the while loop ends at the step that leaves one op per edge,
     # not at the end of that step's epoch; the partial epoch is a row of history.csv.
     run = _synthetic_run(params_file, tmp_path, [])
     build = run._build
@@ -334,7 +334,7 @@ def test_the_search_stops_at_the_step_where_every_edge_holds_one_op(params_file,
 
 
 def test_pac_defaults_prune_gradually_on_a_tiny_search(params_file, tmp_path):
-    # Issue 15, item 8: with params.yaml's pac settings (no profile lays over them) the pruning neither
+    # With params.yaml's pac settings (no profile lays over them) the pruning neither
     # waits for ever nor removes everything at once. Theorem 2's theta_t = nu e^-t leaves it the first
     # updates only (asap.py), so five epochs of four updates see all of it.
     run = _synthetic_run(params_file, tmp_path, ["search.asap.schedule=pac", "search.asap.epochs=5"], images=32)
