@@ -131,7 +131,7 @@ def gold_run(smoke_params, tmp_path_factory):
 
 
 def _settings(smoke_params):
-    from nasflow.search.engine import method_settings
+    from nasflow.jobs import method_settings
     from nasflow.settings import load_params
 
     return method_settings(load_params(smoke_params), "gold-nas")
@@ -214,7 +214,7 @@ def test_a_search_with_an_empty_front_stops_and_resumes_with_more_epochs(smoke_p
 # ---- searching directly on ImageNet-style data (appendix C) -------------------------------------------------
 
 def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_file):
-    from nasflow.search.engine import method_settings
+    from nasflow.jobs import method_settings
     from nasflow.settings import load_params
 
     cifar = method_settings(load_params(params_file, "base"), "gold-nas")
@@ -334,7 +334,7 @@ def test_a_one_level_search_never_reads_the_test_set(smoke_params, tmp_path, mon
         arrays.y_test[:] = 0
         return arrays
 
-    monkeypatch.setattr("nasflow.search.engine.load", poisoned_test_set)
+    monkeypatch.setattr("nasflow.search.splits.load", poisoned_test_set)
     run = _tiny_one_level(smoke_params, tmp_path)
     run.run()
     assert run.val_batches is None

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from conftest import SHARED_DATASETS
 from nasflow.errors import NasflowError
-from nasflow.search.engine import SearchRun, method_settings
+from nasflow.jobs import method_settings
+from nasflow.search.engine import SearchRun
 from nasflow.search.policies.pr_darts import PrDarts, fitting_batch_size, grown_batch_size, pool_similarity, similarity
 from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.settings import load_params

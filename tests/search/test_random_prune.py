@@ -75,7 +75,7 @@ def _run(smoke_params, out):
 
 @pytest.mark.slow
 def test_smoke_baseline_keeps_the_best_candidate_and_is_reproducible(smoke_params, tmp_path):
-    from nasflow.search.engine import method_settings
+    from nasflow.jobs import method_settings
     from nasflow.settings import load_params
 
     s = method_settings(load_params(smoke_params), "gold-nas-random")
