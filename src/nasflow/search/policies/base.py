@@ -107,7 +107,7 @@ class SearchPolicy:
 
     def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
         """The architecture parameters' gradients (their .grad, zeroed before) for one step, and the loss.
-        First order: the validation loss's gradient in alpha with the weights fixed. The engine takes
+        First order: the validation loss's gradient in alpha with the weights fixed. The step takes
         the optimizer's step and restores pruned alphas (`steps.architecture_step`)."""
         loss = self.arch_loss(net, *val_batch)
         loss.backward()
