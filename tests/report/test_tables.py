@@ -103,7 +103,7 @@ def test_a_missing_result_file_is_named(results):
 def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
     """DARTS's history has no temperature, GOLD-NAS's has lambda: each curve plots what exists."""
     from nasflow.report.figures import search_curves_figure
-    from nasflow.search.engine import HISTORY_COLUMNS
+    from nasflow.search.results import HISTORY_COLUMNS
     from nasflow.catalog.methods import method
 
     params, root = results

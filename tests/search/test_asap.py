@@ -189,7 +189,7 @@ def _tiny(params_file, *overrides):
 
 def _step(policy, net, a_opt, batch):
     """The engine's alpha update and the pruning after it (Algorithm 1, lines 6-8)."""
-    from nasflow.search.engine import architecture_step
+    from nasflow.search.steps import architecture_step
 
     architecture_step(policy, net, a_opt, None, batch, None)
     pruned = policy.prune_after_step(net)

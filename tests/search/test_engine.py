@@ -1,4 +1,5 @@
-"""The search engine: settings refused before work, the architecture step it owns."""
+"""The search engine: settings refused before work; the architecture step every bi-level policy takes
+(nasflow.search.steps)."""
 import time
 
 import pytest
@@ -18,7 +19,7 @@ def _net(**kw):
 def test_the_engine_restores_pruned_alphas_after_any_policys_architecture_step():
     """A policy computes gradients only; a minimal one (backward, nothing after) cannot let Adam, whose
     weight decay and momentum move parameters with zero gradient, shift a pruned alpha."""
-    from nasflow.search.engine import architecture_step
+    from nasflow.search.steps import architecture_step
     from nasflow.search.policies.base import SearchPolicy
 
     class BackwardOnly(SearchPolicy):

@@ -13,7 +13,7 @@ from conftest import SHARED_DATASETS, run_cli
 from nasflow import io as nio
 from nasflow.errors import NasflowError
 from nasflow.search.consistency import child_forward, kendall_tau, slots_from_genotype
-from nasflow.search.engine import architecture_step
+from nasflow.search.steps import architecture_step
 from nasflow.search.policies.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices
 from nasflow.catalog.methods.entranas import space_ops
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs

@@ -334,7 +334,7 @@ def test_a_one_level_search_never_reads_the_test_set(smoke_params, tmp_path, mon
         arrays.y_test[:] = 0
         return arrays
 
-    monkeypatch.setattr("nasflow.search.engine.load", poisoned_test_set)
+    monkeypatch.setattr("nasflow.search.splits.load", poisoned_test_set)
     run = _tiny_one_level(smoke_params, tmp_path)
     run.run()
     assert run.val_batches is None

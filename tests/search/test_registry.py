@@ -32,6 +32,20 @@ def test_every_method_declares_a_schema_a_description_and_a_policy():
         assert len(declared.describe(method_settings(params, name))) > 10
 
 
+
+def test_each_policys_step_and_runner_agree_with_what_its_declaration_tells_the_planning():
+    """The planning reads the torch-free flags (a one-level search has no architecture images, a method
+    that trains no supernet has no consistency check); the engine runs the policy's step and runner."""
+    from nasflow.search.policies.base import SearchPolicy
+    from nasflow.search.steps import bilevel_step, one_level_step
+
+    for name in registry.names():
+        declared, policy = registry.method(name), registry.method(name).policy_class()
+        assert (policy.runner is None) == declared.trains_supernet, name
+        if declared.trains_supernet:  # one level: the splits give alpha no images of its own
+            assert (policy.step is one_level_step) == declared.one_level, name
+    assert SearchPolicy.step is bilevel_step and registry.method("gold-nas").one_level
+
 def _gumbel_toy():
     """A Gumbel-softmax toy on the shared supernet, written the way a user would add a method."""
     from nasflow.search.policies.base import SearchPolicy
@@ -73,7 +87,7 @@ def test_a_registered_methods_settings_are_checked_by_its_own_schema(gumbel_toy,
 @pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
 def test_a_policy_defined_here_runs_a_search_through_the_search_verb(gumbel_toy, smoke_params, tmp_path, capsys):
     from nasflow import cli
-    from nasflow.search.engine import HISTORY_COLUMNS
+    from nasflow.search.results import HISTORY_COLUMNS
 
     out = tmp_path / "toy"
     rc = cli.main(["search", "--method", "gumbel-toy", "--params", str(smoke_params), "--out", str(out), "--no-track",

@@ -43,7 +43,7 @@ def _rss_mb() -> float:
 def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, warmup: int, device: str) -> dict:
     """One rung's seconds per search step and peak memory (MB), in this process."""
     from nasflow.search.policies.darts import Darts
-    from nasflow.search.engine import bilevel_step
+    from nasflow.search.steps import StepContext, bilevel_step
     from nasflow.search.policies.entranas import EnTranNAS
     from nasflow.search.supernet import SpaceConfig, Supernet
     from nasflow.space.ops import DARTS_OPS
@@ -63,8 +63,10 @@ def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, 
     x, y = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
     xv, yv = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
 
-    def step():  # the engine's own step, as a search runs it
-        bilevel_step(policy, net, w_opt, a_opt, (x, y), (xv, yv), grad_clip=5.0)
+    ctx = StepContext(net, w_opt, a_opt, grad_clip=5.0, arch_batch=lambda: (xv, yv))
+
+    def step():  # the step a bi-level search runs
+        bilevel_step(policy, ctx, x, y)
 
     net.train()
     for _ in range(warmup):

@@ -117,7 +117,7 @@ class Asap(SearchPolicy):
 
     def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
         loss = super().arch_gradients(net, train_batch, val_batch, w_opt)
-        self.updates += 1  # the engine steps alpha with these gradients next
+        self.updates += 1  # steps.architecture_step steps alpha with these gradients next
         if self.s["pruning"] == "accumulated_gradient":  # Table 3's baseline prunes by these
             for name, g in net.groups.items():
                 if g.alpha.grad is not None:

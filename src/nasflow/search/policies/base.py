@@ -1,6 +1,7 @@
 """What a search method supplies to the shared engine. A method is a policy on the supernet: how op
 weights are formed from alpha, when alpha is updated, what is pruned and when, and how the final
-genotype is derived. The engine owns the loop, data, optimizers, checkpoints and outputs."""
+genotype is derived, and which training step it takes (nasflow.search.steps). The engine owns the
+loop, data, optimizers, checkpoints and outputs."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from nasflow.search.steps import bilevel_step
 from nasflow.search.supernet import ArchGroup, Supernet, rebuild_optimizer
 from nasflow.train.schedules import cosine
 
@@ -25,7 +27,12 @@ class SearchPolicy:
     name = "base"
     alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
     stop_reason = "finished"  # what `finished()` means, for search.json
-    runner = None  # a method that does not train the supernet (a baseline) names the class that runs it
+    # A method that trains no supernet (a baseline; its declaration says trains_supernet=False) names the
+    # class that runs its whole search instead of the engine's loop: runner(search_run).run(resume, replace_stale).
+    runner = None
+    # One training step, step(self, ctx: StepContext, x, y) -> (loss, logits), both detached: the bi-level
+    # step unless the method picks another of nasflow.search.steps (GOLD-NAS: one_level_step) or its own.
+    step = bilevel_step
 
     def __init__(self, settings: dict, net: Supernet):
         self.s = settings
@@ -62,7 +69,7 @@ class SearchPolicy:
         return torch.optim.Adam(params, lr=s["a_lr"], betas=tuple(s["a_betas"]), weight_decay=s["a_weight_decay"])
 
     def regulariser(self, net: Supernet) -> torch.Tensor | float:
-        """Added to the loss of a one-level step (GOLD-NAS's FLOPs terms)."""
+        """Added to the loss of `steps.one_level_step` (GOLD-NAS's FLOPs terms)."""
         return 0.0
 
     def end_epoch(self, net: Supernet) -> bool:
@@ -100,8 +107,8 @@ class SearchPolicy:
 
     def arch_gradients(self, net: Supernet, train_batch, val_batch, w_opt) -> float:
         """The architecture parameters' gradients (their .grad, zeroed before) for one step, and the loss.
-        First order: the validation loss's gradient in alpha with the weights fixed. The engine takes
-        the optimizer's step and restores pruned alphas (`engine.architecture_step`)."""
+        First order: the validation loss's gradient in alpha with the weights fixed. The step takes
+        the optimizer's step and restores pruned alphas (`steps.architecture_step`)."""
         loss = self.arch_loss(net, *val_batch)
         loss.backward()
         return float(loss.detach())

@@ -27,6 +27,7 @@ import torch
 from nasflow.catalog.datasets import dataset_info
 from nasflow.search.flops import discrete_macs, expected_flops, fixed_macs, op_macs_table
 from nasflow.search.policies.base import Prune, SearchPolicy
+from nasflow.search.steps import one_level_step
 from nasflow.search.supernet import Supernet, edge_inputs
 
 
@@ -49,6 +50,7 @@ def algorithm1_update(state: dict, n_pruned: int, s: dict) -> bool:
 class GoldNas(SearchPolicy):
     name = "gold-nas"
     stop_reason = "FLOPs at or below flops_min"
+    step = one_level_step  # alpha and the weights together, on the same batch (its declaration: one_level)
 
     def __init__(self, settings, net: Supernet):
         super().__init__(settings, net)

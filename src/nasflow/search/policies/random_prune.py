@@ -35,6 +35,9 @@ from nasflow.progress import Progress
 from nasflow.runtime import load_checkpoint, prepare_run_dir
 from nasflow.search.flops import fixed_macs, op_macs_table
 from nasflow.search.policies.base import SearchPolicy
+from nasflow.search.results import write_results
+from nasflow.search.splits import search_augmentation, training_split
+from nasflow.search.steps import evaluate
 from nasflow.search.supernet import Supernet, edge_inputs
 from nasflow.space.counting import count_network, evaluation_network
 from nasflow.train.schedules import cosine
@@ -88,7 +91,8 @@ def genotype_of(net: Supernet, alive: dict[str, torch.Tensor]):
 
 
 class RandomPruneRun:
-    """Draws, trains and scores the candidates; `search` is the engine's SearchRun (settings, out, device)."""
+    """Draws, trains and scores the candidates instead of the engine's loop (`SearchPolicy.runner`);
+    `search` is the engine's SearchRun (settings, out, device, fingerprint)."""
 
     def __init__(self, search):
         self.params, self.seed, self.out, self.s = search.params, search.seed, search.out, search.s
@@ -102,8 +106,6 @@ class RandomPruneRun:
 
     # ---- data: a held-out part of the training set scores the candidates ---------------------------------
     def _data(self):
-        from nasflow.search.engine import search_augmentation, training_split
-
         s = self.s
         arrays = load(self.params, s["dataset"])
         labels = arrays.y_train
@@ -152,8 +154,6 @@ class RandomPruneRun:
         return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, **self._validate(model)}
 
     def _validate(self, model) -> dict:
-        from nasflow.search.engine import evaluate
-
         model.eval()
         return evaluate(lambda x: model(x)[0], self.val_batches)
 
@@ -205,7 +205,6 @@ class RandomPruneRun:
             return self._finish(rows, seconds, tracker)
 
     def _finish(self, rows: list[dict], seconds: float, tracker) -> dict:
-        from nasflow.search.engine import write_results
         from nasflow.space.genotype import load_genotype
 
         best = min(rows, key=lambda r: (r["val_error"], r["val_loss"], r["candidate"]))
