@@ -4,7 +4,8 @@ five seeds; the parents' BatchNorm statistics moved by three batches first). The
 identity (the authors' make_identity), so the change is what the leading ReLU does."""
 import torch
 from nasflow.space.morphisms import morph
-from nasflow.space.ops import OpSpec, build_op
+from nasflow.catalog.ops import OpSpec
+from nasflow.space.ops import build_op
 
 PARENTS = [OpSpec("conv", k=3, dil=1, c_mul=()), OpSpec("conv", k=3, dil=1, c_mul=(1,)),
            OpSpec("conv", k=5, dil=2, c_mul=(2, 1)), OpSpec("conv", k=1, dil=1, c_mul=(1, 3))]

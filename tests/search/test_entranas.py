@@ -20,7 +20,7 @@ from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
 from nasflow.space.network import build_network
-from nasflow.space.ops import DARTS_OPS
+from nasflow.catalog.ops import DARTS_OPS
 
 SETTINGS = {"engine_cells": "first", "temperature0": 5.0, "temperature_decay": 0.923, "cell_output": "concat",
             "a_lr": 0.05, "a_betas": [0.5, 0.999], "a_weight_decay": 0.0, "lambda": 0.1, "beta_init": 0.0}

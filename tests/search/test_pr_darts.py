@@ -19,10 +19,12 @@ from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
 from nasflow.space.genotype import load_genotype, parse_genotype, zoo_genotype
-from nasflow.space.morphisms import (MORPHISMS, TRUE_MORPHISMS, Limits, available, child_spec, morph,
+from nasflow.catalog.ops import Limits
+from nasflow.space.morphisms import (MORPHISMS, TRUE_MORPHISMS, available, child_spec, morph,
                                      reachable)
 from nasflow.space.network import build_network
-from nasflow.space.ops import OpSpec, build_op, parse_op
+from nasflow.catalog.ops import OpSpec, parse_op
+from nasflow.space.ops import build_op
 
 SPACES = {"darts-like": Limits(3, 7, 1, 2, 1, 1), "depth-restricted": Limits(1, 7, 1, 2, 1, 5),
           "unrestricted": Limits(1, 7, 1, 2, None, None)}

@@ -116,7 +116,7 @@ def test_transit_cells_run_exactly_the_derived_subgraph():
 
 
 def test_per_edge_pools_change_and_inherit_modules():
-    from nasflow.space.ops import OpSpec
+    from nasflow.catalog.ops import OpSpec
 
     net = _net()
     before = {name: g.alpha.detach().clone() for name, g in net.groups.items()}

@@ -8,7 +8,8 @@ import torch
 from nasflow.space.counting import count_network, measured_macs, count_params
 from nasflow.catalog.cells import zoo_entries
 from nasflow.space.genotype import load_genotype, zoo_genotype
-from nasflow.space.ops import PRIMITIVES, OpSpec, analytic_cost, build_op, factorized_reduce_cost
+from nasflow.catalog.ops import PRIMITIVES, OpSpec
+from nasflow.space.ops import analytic_cost, build_op, factorized_reduce_cost
 from nasflow.space.ops import FactorizedReduce
 
 REFERENCED = [n for n, e in zoo_entries().items() if e.get("reference_params_M") is not None]

@@ -46,7 +46,7 @@ def measure_rung(rung: str, channels: int, layers: int, batch: int, steps: int, 
     from nasflow.search.steps import StepContext, bilevel_step
     from nasflow.search.policies.entranas import EnTranNAS
     from nasflow.search.supernet import SpaceConfig, Supernet
-    from nasflow.space.ops import DARTS_OPS
+    from nasflow.catalog.ops import DARTS_OPS
 
     method, sharing, bottleneck = RUNGS[rung]
     dev = torch.device(device)

@@ -28,7 +28,8 @@ import torch.nn as nn
 from nasflow.errors import NasflowError
 from nasflow.space.genotype import CellSpec, Edge, Genotype
 from nasflow.space.network import reduction_layers
-from nasflow.space.ops import POOLS, OpSpec, ReLUConvBN, FactorizedReduce, build_op, parse_op
+from nasflow.catalog.ops import POOLS, OpSpec, parse_op
+from nasflow.space.ops import FactorizedReduce, ReLUConvBN, build_op
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from nasflow.errors import NasflowError
-from nasflow.catalog.ops import Limits, OpSpec  # noqa: F401 (Limits: morphisms stay within them)
+from nasflow.catalog.ops import Limits, OpSpec
 from nasflow.space.ops import ParamConv, build_op
 
 TRUE_MORPHISMS = ("grow_kernel", "widen")

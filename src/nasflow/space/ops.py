@@ -11,9 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from nasflow.catalog.ops import DIL_CONVS, FACTORISED_CONVS, PLAIN_CONVS, POOLS, SEP_CONVS, OpSpec
 from nasflow.errors import NasflowError
-from nasflow.catalog.ops import (DARTS_OPS, DIL_CONVS, ENTRANAS_EXTRA_OPS, FACTORISED_CONVS, PLAIN_CONVS,  # noqa: F401
-                                  POOLS, PRIMITIVES, SEP_CONVS, OpSpec, parse_op)
 
 
 class ReLUConvBN(nn.Sequential):

@@ -52,8 +52,8 @@ import torch
 from nasflow.errors import NasflowError
 from nasflow.search.policies.base import SearchPolicy, masked_softmax
 from nasflow.search.supernet import Supernet, top_k_per_node
-from nasflow.space.morphisms import Limits, available, child_spec, morph
-from nasflow.space.ops import POOLS, OpSpec
+from nasflow.catalog.ops import POOLS, Limits, OpSpec
+from nasflow.space.morphisms import available, child_spec, morph
 from nasflow.train.schedules import cosine
 
 OP_TYPES = ("conv", "pool", "skip")
