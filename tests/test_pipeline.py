@@ -52,7 +52,6 @@ def _kept(pipeline):
 
 def _transferred(pipeline):
     """The searched cells transferred: each name's first kept search's final cell, where its protocol says."""
-    from nasflow import layout
     from nasflow.study import study_of
 
     cells = set(_params(pipeline)["train"]["transfer"]["cells"])
@@ -108,7 +107,6 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_error", "child_error",
                                          "error_gap", "retrained_error", "kendall_tau", "note", "paper", "paper_table",
                                          "paper_row", "paper_child_error", "delta"]
-    from nasflow import layout
     from nasflow.study import study_of
 
     assert list(zip(consistency["method"], consistency["seed"])) == study_of(_params(pipeline)).consistency_searches()
@@ -165,7 +163,6 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     parents = runs[runs["tags.stage"] == "pipeline"]
     jobs = runs[runs["tags.stage"] != "pipeline"]
     assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
-    from nasflow import layout
     from nasflow.study import study_of
 
     searches = study_of(_params(pipeline)).searches()
@@ -253,7 +250,6 @@ PUBLISHED_TRANSFER = "results/train/DARTS_V2/fashion-mnist/seed0/metrics.json"  
 
 def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
     counts, out = _dry_run(pipeline, "data={weights_fraction: 0.6}")
-    from nasflow import layout
     from nasflow.study import study_of
 
     bilevel = [s for s in study_of(_params(pipeline)).searches() if s[0] != "gold-nas"]  # GOLD-NAS trains on every image
@@ -265,7 +261,6 @@ def test_the_weight_split_reruns_the_bilevel_searches_only(pipeline):
 
 def test_the_split_seed_reruns_every_search_and_the_trainings_on_subsets(pipeline):
     counts, out = _dry_run(pipeline, "data={split_seed: 7}")
-    from nasflow import layout
     from nasflow.study import study_of
 
     searches = study_of(_params(pipeline)).searches()  # the smoke searches all draw per-class subsets; trainings fan out after them

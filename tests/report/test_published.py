@@ -140,7 +140,7 @@ def check_numbers(rows: list[dict], papers: dict[str, list[str]]) -> list[str]:
             if not missing and not (row["line"] and unused):
                 break
         else:
-            problems.append(f"{where(row)}: not on its line: {missing}" + (f", pieces without a number of the row"
+            problems.append(f"{where(row)}: not on its line: {missing}" + (", pieces without a number of the row"
                                                                           if row["line"] and unused else ""))
     return problems
 
