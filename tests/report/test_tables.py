@@ -1,8 +1,10 @@
 """The table builders on a results tree the test writes: every figure in a table is checked against the
 files it came from."""
 import json
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from nasflow.report.tables import build_tables, write_tables
@@ -65,8 +67,12 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
     pareto = tables["pareto"]
     gold = pareto[pareto["method"] == "gold-nas"]
     assert list(gold["macs_M"])[:3] == [546.0, 400.0, 245.0] and list(gold["test_error"])[:3] == [2.6, 2.8, 3.4]
-    t3 = tables["table3"].set_index("method")
+    t3 = tables["table3"].drop_duplicates("method").set_index("method")
     assert t3.loc["darts", "test_error_mean"] == pytest.approx(3.2)  # over every darts cell and training seed
+    # GOLD-NAS: each search's final cell (the front's last point, 3.3 and 3.5 + seed), not all its points
+    finals = [3.3, 3.5, 3.3, 4.5, 3.3, 5.5]
+    assert t3.loc["gold-nas", "test_error_mean"] == pytest.approx(sum(finals) / 6, abs=1e-3)
+    assert t3.loc["gold-nas", "test_error_std"] == pytest.approx(float(pd.Series(finals).std()), abs=1e-3)
     t2 = tables["table2"].set_index("architecture")
     # published cells, then each search's final cell (GOLD-NAS: the most pruned Pareto point)
     assert list(t2.index) == ["DARTS_V2", "darts-s0-0", "gold-nas-s0-2"]
@@ -77,6 +83,29 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
     headline = json.loads((tmp_path / "out" / "metrics.json").read_text())  # what `dvc metrics show` reads
     assert headline["architectures"]["darts-s0-0"]["test_error_mean"] == pytest.approx(3.1)
     assert headline["methods"]["darts"]["test_error_mean"] == pytest.approx(3.2)
+
+
+def test_one_training_seed_leaves_the_deviation_blank_and_no_table_prints_nan(results, params_file, tmp_path):
+    _, root = results
+    params = load_params(params_file, overrides=[
+        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
+        f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
+    tables = build_tables(params, root)
+    t1 = tables["table1"].drop_duplicates("architecture").set_index("architecture")
+    assert t1.loc["darts-s0-0", "test_error_mean"] == pytest.approx(3.0) and pd.isna(t1.loc["darts-s0-0", "test_error_std"])
+    t3 = tables["table3"].drop_duplicates("method").set_index("method")
+    assert t3["test_error_std"].notna().all()  # three searches' final cells: a deviation over them
+    write_tables(tables, tmp_path / "out")
+    header, _, first = (tmp_path / "out" / "table1.csv").read_text().splitlines()[:3]
+    columns = header.split(",")
+    assert first.split(",")[columns.index("test_error_std")] == ""
+    for md in (tmp_path / "out").glob("*.md"):
+        text = md.read_text()
+        assert not re.search(r"\|\s*nan\s*(?=\|)", text, flags=re.I), md.name
+        assert text.startswith("| ")
+    lines = (tmp_path / "out" / "table1.md").read_text().splitlines()
+    std = [c.strip() for c in lines[0].strip("|").split("|")].index("test_error_std")
+    assert [c.strip() for c in lines[2].strip("|").split("|")][std] == ""
 
 
 def test_consistency_table_ranks_super_nets_against_retraining(results):
