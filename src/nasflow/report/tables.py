@@ -11,7 +11,9 @@ paper_macs_M, paper_search_gpu_days and delta (reproduced - published) from publ
 pairing (report/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
 delta_<dataset>; consistency.csv paper_child_error (EnTranNAS Table 1).
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
-            test_error
+            test_error, eval_dataset, eval_channels, eval_layers: every retrained searched architecture, its
+            sizes in the evaluation network its search counted (search.<name>.eval_channels and eval_layers;
+            a per-position genotype at its searched depth), which differs between methods
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
             retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2)
 Each CSV has a Markdown copy beside it; figures go to results/figures/. metrics.json holds the
@@ -35,7 +37,8 @@ TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
                "retrained_error", "kendall_tau", "note"]
-PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error", "eval_dataset", "eval_channels",
+          "eval_layers"]
 
 
 def _json(path: Path) -> dict:
@@ -70,6 +73,16 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return round(float(series.mean()), 3), round(float(series.std(ddof=1)), 3) if len(series) > 1 else None
 
 
+def _evaluation_network(params, root: Path, arch: dict) -> dict:
+    """The network whose sizes architectures.json holds: the rule of search/engine.py's result files."""
+    from nasflow.space.genotype import load_genotype
+
+    s = method_settings(params, arch["method"])
+    per_position = load_genotype(root / arch["genotype_path"]).layout == "per-position"
+    return {"eval_dataset": s["dataset"], "eval_channels": s["eval_channels"],
+            "eval_layers": s["layers"] if per_position else s["eval_layers"]}
+
+
 def _schedule(params, method: str) -> str:
     return registry.method(protocol.method_of(params, method)).describe(method_settings(params, method))
 
@@ -97,7 +110,8 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
         pareto.append({"method": arch["method"], "seed": arch["search_seed"], "arch_id": arch["id"],
-                       "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean})
+                       "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean,
+                       **_evaluation_network(params, root, arch)})
         if arch["id"] in finals:  # Table 3 reports each search's final cell, not every point of a front
             per_method.setdefault(arch["method"], []).extend(metrics)
     for cell in train["retrain_cells"]:  # published cells retrained beside the searched ones
