@@ -155,7 +155,8 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     # a client of its own: mlflow.set_tracking_uri would export MLFLOW_TRACKING_URI to every later test's jobs
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{pipeline / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("nasflow").experiment_id
-    runs = pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+    assert client.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = pd.DataFrame([{"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
                           **{f"tags.{k}": v for k, v in r.data.tags.items()},
                           **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
                          for r in client.search_runs([experiment], max_results=1000)])
@@ -169,16 +170,29 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     # data (cifar10 and the 2 transfer datasets), searches, trainings, consistency, 2 selections, report: every
     # job kind has its run
     assert len(jobs) == 3 + len(searches) + trainings + len(searches) + 2 + 1
-    assert set(jobs["tags.stage"]) == {"data", "search", "select", "train", "consistency", "report"}
+    assert set(jobs["tags.stage"]) == {"data", "search", "select", "train", "short-retrain", "consistency", "report"}
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     assert (runs["tags.profile"] == "smoke").all() and runs["tags.mlflow.source.git.commit"].str.len().eq(40).all()
     parent = parents["run_id"].iloc[0]
     logged = {f.path for f in client.list_artifacts(parent, "tables")} | {f.path for f in client.list_artifacts(parent, "figures")}
     assert {"tables/table1.json", "tables/consistency.json", "figures/pareto.png"} <= logged, logged
-    trainings = jobs[jobs["tags.stage"] == "train"]
+    trainings = jobs[jobs["tags.stage"].isin(["train", "short-retrain"])]
     models = client.search_logged_models([experiment], max_results=1000)
     assert sorted(m.source_run_id for m in models) == sorted(trainings["run_id"])  # one network per training
+    # a selection's short trainings are named and tagged as such, and say they measured held-out images
+    short = jobs[jobs["tags.stage"] == "short-retrain"]
+    darts = json.loads((pipeline / "results/selection/darts.json").read_text())
+    assert sorted(short["tags.arch_id"]) == sorted(c["arch_id"] for c in darts["candidates"])
+    assert short["run_name"].str.startswith("short-retrain-").all() and (short["tags.selection"] == "darts").all()
+    for _, run in short.iterrows():
+        measured = next(c["error"] for c in darts["candidates"] if c["arch_id"] == run["tags.arch_id"])
+        assert run["metrics.final_holdout_error"] == pytest.approx(measured, abs=1e-3)
+        assert pd.notna(run["metrics.holdout_loss"])
+    assert short[[c for c in runs.columns if c.endswith(("top1_error", "test_loss"))]].isna().all().all()
+    retrain = jobs[jobs["tags.stage"] == "train"]
+    assert retrain["run_name"].str.startswith("train-").all() and retrain["metrics.final_top1_error"].notna().all()
+    assert retrain["metrics.final_holdout_error"].isna().all()
     searches = jobs[jobs["tags.stage"] == "search"]
     assert set(searches["tags.method"]) == set(_methods(pipeline))
     # a one-level search holds nothing out by default, so it logs no validation error (never the test set's)
@@ -186,13 +200,63 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     assert searches.loc[~one_level, "metrics.val_error"].notna().all()
     assert searches.loc[one_level, "metrics.val_error"].isna().all()
     # four jobs at a time wrote to one sqlite store: every epoch of every job is there
-    for _, run in jobs[jobs["tags.stage"].isin(["search", "train"])].iterrows():
+    for _, run in jobs[jobs["tags.stage"].isin(["search", "train", "short-retrain"])].iterrows():
         stage = run["tags.stage"]
-        kind = "short-retrain" if run.get("tags.recipe") == "tiny_select" else "train"  # a selection's short training
         folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
-                  else pipeline / "results" / kind / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
+                  else pipeline / "results" / stage / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
         epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
         assert len(client.get_metric_history(run["run_id"], "train_loss")) == epochs, folder
+
+
+def test_a_logged_model_classifies_images_from_a_fresh_python_without_nasflow(pipeline, tmp_path):
+    """The model's input contract and its usage example: run from a Python that cannot import nasflow (site
+    packages only, no editable install), it gives the classes nasflow's own evaluation gives."""
+    import mlflow
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from nasflow.data.loader import normalisation
+
+    uri = f"sqlite:///{pipeline / 'mlflow.db'}"
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("nasflow").experiment_id
+    run = client.search_runs([experiment], "tags.stage = 'train' and tags.dataset = 'freiburg'", max_results=1)[0]
+    model_uri = f"runs:/{run.info.run_id}/model"
+    mlflow.set_tracking_uri(uri)
+    try:
+        contract = mlflow.models.get_model_info(model_uri).metadata["nasflow"]
+        model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
+    finally:
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # set_tracking_uri exports it to later tests' jobs
+    arrays = np.load(pipeline / "data/freiburg.npz")
+    mean, std = normalisation("freiburg", arrays["x_train"])  # measured on Freiburg's training images
+    assert contract["image_size"] == 64 and contract["channels"] == 3
+    assert contract["classes"] == [str(c) for c in arrays["classes"]] and len(contract["classes"]) == 25
+    assert contract["mean"] == pytest.approx(mean.flatten().tolist(), abs=1e-5)
+    assert contract["std"] == pytest.approx(std.flatten().tolist(), abs=1e-5)
+    picks = np.random.default_rng(0).choice(len(arrays["y_test"]), 6, replace=False)
+    images = []
+    for i in picks:
+        images.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(arrays["x_test"][i]).save(images[-1])
+    model.eval()  # a module, not an exported graph (whose eval() raises)
+    with torch.no_grad():
+        x = torch.from_numpy(arrays["x_test"][picks]).permute(0, 3, 1, 2).float().div(255)
+        expected = model((x - mean) / std).argmax(1).tolist()
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": os.pathsep.join(site)}
+    python = [sys.executable, "-S"]  # no .pth files: the editable install of nasflow is not on the path
+    blocked = subprocess.run([*python, "-c", "import nasflow"], env=env, capture_output=True, text=True)
+    assert blocked.returncode != 0 and "No module named 'nasflow'" in blocked.stderr
+    res = subprocess.run([*python, str(local / "extra_files" / "usage_example.py"), model_uri, *images],
+                         cwd=pipeline, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    printed = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [p["index"] for p in printed] == expected
+    assert [p["class"] for p in printed] == [contract["classes"][k] for k in expected]
 
 
 def test_a_second_invocation_does_nothing(pipeline):
