@@ -1,6 +1,7 @@
 """The smoke pipeline end to end, once, on the real offline data; the tests below inspect its outputs."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,13 +124,23 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     bilevel = consistency.loc[~one_level, "architecture"]
     assert sorted(bilevel) == sorted(a for a in _finals(pipeline) if not a.startswith("gold-nas"))
     pareto = pd.read_csv(r / "pareto.csv")
-    assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+    assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error",
+                                    "eval_dataset", "eval_channels", "eval_layers"]
     gold = pareto[pareto["method"] == "gold-nas"]
+    # the smoke GOLD-NAS searches 3 cells of 4 channels per position: its sizes count that network, not 36 x 20
+    assert set(zip(gold["eval_channels"], gold["eval_layers"])) == {(4, 3)}
+    assert set(zip(pareto.loc[pareto["method"] == "darts", "eval_channels"],
+                   pareto.loc[pareto["method"] == "darts", "eval_layers"])) == {(36, 20)}
+    # Table 3's row is the final cell's (the front's last point), with one seed no deviation
+    t3_gold = t3[t3["method"] == "gold-nas"]
+    assert (t3_gold["test_error_mean"] == gold["test_error"].iloc[-1]).all() and t3_gold["test_error_std"].isna().all()
+    assert t1["test_error_std"].isna().all()  # train.seeds is [0] in the smoke profile
     # Recorded as the FLOPs fall: exact MACs never go up (two points may share rounded MACs, see test_gold_nas)
     assert (gold["macs_M"].diff().dropna() <= 0).all() and gold["macs_M"].iloc[0] > gold["macs_M"].iloc[-1]
     assert gold["arch_id"].is_unique
-    for name in ("table1", "table2", "table3", "pareto"):
-        assert (r / f"{name}.md").read_text().startswith("| ")
+    for name in ("table1", "table2", "table3", "pareto", "consistency"):
+        text = (r / f"{name}.md").read_text()
+        assert text.startswith("| ") and not re.search(r"\|\s*nan\s*(?=\|)", text, flags=re.I), name
 
 
 def test_every_result_file_is_readable_by_colleagues_under_umask_022(pipeline):
@@ -275,8 +286,10 @@ def test_every_search_and_training_has_a_benchmark_record(pipeline):
     assert len(trained) == len(list((pipeline / "results" / "train").glob("*/*/seed*/metrics.json")))
 
 
-def test_snakemake_report_holds_the_tables_and_figures(pipeline):
-    res = _snakemake(pipeline, "--report", "report.zip", "results/table1.csv", timeout=600)
+@pytest.mark.parametrize("target", [[], ["results/table1.csv"]], ids=["as the README shows it", "with a target"])
+def test_snakemake_report_holds_the_tables_and_figures(pipeline, target):
+    (pipeline / "report.zip").unlink(missing_ok=True)
+    res = _snakemake(pipeline, "--report", "report.zip", *target, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     import zipfile
 
