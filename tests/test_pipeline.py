@@ -1,6 +1,7 @@
 """The smoke pipeline end to end, once, on the real offline data; the tests below inspect its outputs."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,13 +125,23 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     bilevel = consistency.loc[~one_level, "architecture"]
     assert sorted(bilevel) == sorted(a for a in _finals(pipeline) if not a.startswith("gold-nas"))
     pareto = pd.read_csv(r / "pareto.csv")
-    assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+    assert list(pareto.columns) == ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error",
+                                    "eval_dataset", "eval_channels", "eval_layers"]
     gold = pareto[pareto["method"] == "gold-nas"]
+    # the smoke GOLD-NAS searches 3 cells of 4 channels per position: its sizes count that network, not 36 x 20
+    assert set(zip(gold["eval_channels"], gold["eval_layers"])) == {(4, 3)}
+    assert set(zip(pareto.loc[pareto["method"] == "darts", "eval_channels"],
+                   pareto.loc[pareto["method"] == "darts", "eval_layers"])) == {(36, 20)}
+    # Table 3's row is the final cell's (the front's last point), with one seed no deviation
+    t3_gold = t3[t3["method"] == "gold-nas"]
+    assert (t3_gold["test_error_mean"] == gold["test_error"].iloc[-1]).all() and t3_gold["test_error_std"].isna().all()
+    assert t1["test_error_std"].isna().all()  # train.seeds is [0] in the smoke profile
     # Recorded as the FLOPs fall: exact MACs never go up (two points may share rounded MACs, see test_gold_nas)
     assert (gold["macs_M"].diff().dropna() <= 0).all() and gold["macs_M"].iloc[0] > gold["macs_M"].iloc[-1]
     assert gold["arch_id"].is_unique
-    for name in ("table1", "table2", "table3", "pareto"):
-        assert (r / f"{name}.md").read_text().startswith("| ")
+    for name in ("table1", "table2", "table3", "pareto", "consistency"):
+        text = (r / f"{name}.md").read_text()
+        assert text.startswith("| ") and not re.search(r"\|\s*nan\s*(?=\|)", text, flags=re.I), name
 
 
 def test_every_result_file_is_readable_by_colleagues_under_umask_022(pipeline):
@@ -156,7 +167,8 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     # a client of its own: mlflow.set_tracking_uri would export MLFLOW_TRACKING_URI to every later test's jobs
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{pipeline / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("nasflow").experiment_id
-    runs = pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+    assert client.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = pd.DataFrame([{"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
                           **{f"tags.{k}": v for k, v in r.data.tags.items()},
                           **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
                          for r in client.search_runs([experiment], max_results=1000)])
@@ -170,16 +182,29 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     # data (cifar10 and the 2 transfer datasets), searches, trainings, consistency, 2 selections, report: every
     # job kind has its run
     assert len(jobs) == 3 + len(searches) + trainings + len(searches) + 2 + 1
-    assert set(jobs["tags.stage"]) == {"data", "search", "select", "train", "consistency", "report"}
+    assert set(jobs["tags.stage"]) == {"data", "search", "select", "train", "short-retrain", "consistency", "report"}
     assert (jobs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (jobs["status"] == "FINISHED").all()
     assert (runs["tags.profile"] == "smoke").all() and runs["tags.mlflow.source.git.commit"].str.len().eq(40).all()
     parent = parents["run_id"].iloc[0]
     logged = {f.path for f in client.list_artifacts(parent, "tables")} | {f.path for f in client.list_artifacts(parent, "figures")}
     assert {"tables/table1.json", "tables/consistency.json", "figures/pareto.png"} <= logged, logged
-    trainings = jobs[jobs["tags.stage"] == "train"]
+    trainings = jobs[jobs["tags.stage"].isin(["train", "short-retrain"])]
     models = client.search_logged_models([experiment], max_results=1000)
     assert sorted(m.source_run_id for m in models) == sorted(trainings["run_id"])  # one network per training
+    # a selection's short trainings are named and tagged as such, and say they measured held-out images
+    short = jobs[jobs["tags.stage"] == "short-retrain"]
+    darts = json.loads((pipeline / "results/selection/darts.json").read_text())
+    assert sorted(short["tags.arch_id"]) == sorted(c["arch_id"] for c in darts["candidates"])
+    assert short["run_name"].str.startswith("short-retrain-").all() and (short["tags.selection"] == "darts").all()
+    for _, run in short.iterrows():
+        measured = next(c["error"] for c in darts["candidates"] if c["arch_id"] == run["tags.arch_id"])
+        assert run["metrics.final_holdout_error"] == pytest.approx(measured, abs=1e-3)
+        assert pd.notna(run["metrics.holdout_loss"])
+    assert short[[c for c in runs.columns if c.endswith(("top1_error", "test_loss"))]].isna().all().all()
+    retrain = jobs[jobs["tags.stage"] == "train"]
+    assert retrain["run_name"].str.startswith("train-").all() and retrain["metrics.final_top1_error"].notna().all()
+    assert retrain["metrics.final_holdout_error"].isna().all()
     searches = jobs[jobs["tags.stage"] == "search"]
     assert set(searches["tags.method"]) == set(_methods(pipeline))
     # a one-level search holds nothing out by default, so it logs no validation error (never the test set's)
@@ -187,13 +212,63 @@ def test_every_job_is_one_mlflow_run_nested_under_the_pipeline(pipeline):
     assert searches.loc[~one_level, "metrics.val_error"].notna().all()
     assert searches.loc[one_level, "metrics.val_error"].isna().all()
     # four jobs at a time wrote to one sqlite store: every epoch of every job is there
-    for _, run in jobs[jobs["tags.stage"].isin(["search", "train"])].iterrows():
+    for _, run in jobs[jobs["tags.stage"].isin(["search", "train", "short-retrain"])].iterrows():
         stage = run["tags.stage"]
-        kind = "short-retrain" if run.get("tags.recipe") == "tiny_select" else "train"  # a selection's short training
         folder = (pipeline / "results/search" / run["tags.method"] / f"seed{run['tags.seed']}" if stage == "search"
-                  else pipeline / "results" / kind / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
+                  else pipeline / "results" / stage / run["tags.arch_id"] / run["tags.dataset"] / f"seed{run['tags.seed']}")
         epochs = len((folder / "history.csv").read_text().strip().splitlines()) - 1
         assert len(client.get_metric_history(run["run_id"], "train_loss")) == epochs, folder
+
+
+def test_a_logged_model_classifies_images_from_a_fresh_python_without_nasflow(pipeline, tmp_path):
+    """The model's input contract and its usage example: run from a Python that cannot import nasflow (site
+    packages only, no editable install), it gives the classes nasflow's own evaluation gives."""
+    import mlflow
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from nasflow.data.loader import normalisation
+
+    uri = f"sqlite:///{pipeline / 'mlflow.db'}"
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("nasflow").experiment_id
+    run = client.search_runs([experiment], "tags.stage = 'train' and tags.dataset = 'freiburg'", max_results=1)[0]
+    model_uri = f"runs:/{run.info.run_id}/model"
+    mlflow.set_tracking_uri(uri)
+    try:
+        contract = mlflow.models.get_model_info(model_uri).metadata["nasflow"]
+        model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
+    finally:
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # set_tracking_uri exports it to later tests' jobs
+    arrays = np.load(pipeline / "data/freiburg.npz")
+    mean, std = normalisation("freiburg", arrays["x_train"])  # measured on Freiburg's training images
+    assert contract["image_size"] == 64 and contract["channels"] == 3
+    assert contract["classes"] == [str(c) for c in arrays["classes"]] and len(contract["classes"]) == 25
+    assert contract["mean"] == pytest.approx(mean.flatten().tolist(), abs=1e-5)
+    assert contract["std"] == pytest.approx(std.flatten().tolist(), abs=1e-5)
+    picks = np.random.default_rng(0).choice(len(arrays["y_test"]), 6, replace=False)
+    images = []
+    for i in picks:
+        images.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(arrays["x_test"][i]).save(images[-1])
+    model.eval()  # a module, not an exported graph (whose eval() raises)
+    with torch.no_grad():
+        x = torch.from_numpy(arrays["x_test"][picks]).permute(0, 3, 1, 2).float().div(255)
+        expected = model((x - mean) / std).argmax(1).tolist()
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": os.pathsep.join(site)}
+    python = [sys.executable, "-S"]  # no .pth files: the editable install of nasflow is not on the path
+    blocked = subprocess.run([*python, "-c", "import nasflow"], env=env, capture_output=True, text=True)
+    assert blocked.returncode != 0 and "No module named 'nasflow'" in blocked.stderr
+    res = subprocess.run([*python, str(local / "extra_files" / "usage_example.py"), model_uri, *images],
+                         cwd=pipeline, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    printed = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [p["index"] for p in printed] == expected
+    assert [p["class"] for p in printed] == [contract["classes"][k] for k in expected]
 
 
 def test_a_second_invocation_does_nothing(pipeline):
@@ -212,8 +287,10 @@ def test_every_search_and_training_has_a_benchmark_record(pipeline):
     assert len(trained) == len(list((pipeline / "results" / "train").glob("*/*/seed*/metrics.json")))
 
 
-def test_snakemake_report_holds_the_tables_and_figures(pipeline):
-    res = _snakemake(pipeline, "--report", "report.zip", "results/table1.csv", timeout=600)
+@pytest.mark.parametrize("target", [[], ["results/table1.csv"]], ids=["as the README shows it", "with a target"])
+def test_snakemake_report_holds_the_tables_and_figures(pipeline, target):
+    (pipeline / "report.zip").unlink(missing_ok=True)
+    res = _snakemake(pipeline, "--report", "report.zip", *target, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     import zipfile
 
@@ -305,7 +382,8 @@ def test_dvc_repro_and_exp_run_wrap_the_same_work_and_track_settings(pipeline, t
     plots = run("plots", "show", "-o", "dvc_plots")
     assert plots.returncode == 0, plots.stderr
     page = (work / "dvc_plots" / "index.html").read_text()
-    assert "macs_M" in page and "search_curves.png" in page
+    assert all(f"{name}.png" in page for name in ("pareto", "search_curves", "published")), page[:2000]
+    assert "<script src=" not in page and "cdn." not in page  # nothing to fetch: it renders offline
     params = work / "params.yaml"
     original = params.read_text()
     params.write_text(original.replace("      lr: 0.05\n      cutout: 8", "      lr: 0.04\n      cutout: 8"))

@@ -38,3 +38,19 @@ def test_snakemake_lint_leaves_only_the_justified_warnings():
     found = set(re.findall(r"^    \* (.+?):?$", res.stdout + res.stderr, flags=re.M))
     assert found <= JUSTIFIED_LINTS, found - JUSTIFIED_LINTS
     assert found or res.returncode == 0, res.stderr[-2000:]  # it ran: warnings, or a clean exit
+
+
+def test_snakemake_with_no_target_plans_every_job_behind_the_tables(tmp_path):
+    """`rule all` is the default target (README: `snakemake` with no target builds the tables): in a fresh
+    directory the dry run lists the report and the jobs before it, not "Nothing to be done"."""
+    import re
+
+    from conftest import write_params
+
+    write_params(tmp_path)
+    res = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-n", "--cores", "1"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-2000:]
+    for rule in ("all", "report", "prepare_data", "search"):
+        assert re.search(rf"^{rule}\s+\d+$", out, flags=re.M), (rule, out[-2000:])

@@ -65,22 +65,31 @@ def reroot_artifacts(params) -> int:
     return changed
 
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI (traces) view; this value opens the
+# model-training view (runs, metrics, logged models). The key and value are the UI's own.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def _experiment(mlflow, params) -> str:
     """The experiment's id, created with its artifact root beside the default store (not under whatever
-    directory the first job happened to run in)."""
+    directory the first job happened to run in), and tagged as model training (an experiment created
+    before the tag existed gets it too)."""
     name = params.get("tracking", {}).get("experiment", "nasflow")
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    db = _default_store(params)
-    location = (params.base_dir / "mlruns").resolve().as_uri() if db is not None else None
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except Exception:  # another job created it first
+    if found is None:
+        db = _default_store(params)
+        location = (params.base_dir / "mlruns").resolve().as_uri() if db is not None else None
+        try:
+            mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+        except Exception:  # another job created it first
+            pass
         found = mlflow.get_experiment_by_name(name)
         if found is None:
-            raise
-        return found.experiment_id
+            raise NasflowError(f"MLflow experiment {name!r} could not be created in {tracking_uri(params)}")
+    key, value = EXPERIMENT_KIND
+    if key not in found.tags:  # a user's own choice of view is left alone
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
 
 
 def source_commit(params) -> str | None:
@@ -117,7 +126,7 @@ class NullRun:
     def set_tags(self, tags: dict) -> None:
         pass
 
-    def log_model(self, model, input_example, extra_files=()) -> None:
+    def log_model(self, model, input_example, contract: dict, tags: dict, extra_files=()) -> None:
         pass
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -141,21 +150,35 @@ class MlflowRun(NullRun):
     def set_tags(self, tags: dict) -> None:
         self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
-    def log_model(self, model, input_example, extra_files=()) -> None:
-        """The network as an MLflow model (`mlflow.pytorch.load_model(f"runs:/{run_id}/model")`), with
-        nasflow's source inside it so it loads where nasflow is not installed. The requirements are given,
-        so logging does not start a subprocess per job to infer them."""
+    def log_model(self, model, input_example, contract: dict, tags: dict, extra_files=()) -> None:
+        """The network as an MLflow model (`mlflow.pytorch.load_model(f"runs:/{run_id}/model")`): a pickled
+        module with nasflow's source inside it, so it loads where nasflow is not installed and `eval()`
+        works (MLflow 3's default `pt2` export returns a graph whose `eval()` raises). `contract` (image
+        size, channels, mean and std, class names) is the MLmodel's `metadata.nasflow` and the logged
+        model's params; `usage_example.py` beside it classifies image files with it. The requirements
+        are given, so logging does not start a subprocess per job to infer them."""
         import mlflow.pytorch
+        import numpy as np
         import torch
         import torchvision
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
 
         import nasflow
 
         requirements = [f"torch=={torch.__version__.split('+')[0]}", f"torchvision=={torchvision.__version__.split('+')[0]}",
-                        f"mlflow=={self.mlflow.__version__}", "numpy", "pyyaml"]
-        mlflow.pytorch.log_model(model, name="model", input_example=input_example, pip_requirements=requirements,
+                        f"mlflow=={self.mlflow.__version__}", "numpy", "pyyaml", "pillow"]
+        shape = (-1, contract["channels"], contract["image_size"], contract["image_size"])
+        signature = ModelSignature(Schema([TensorSpec(np.dtype(np.float32), shape)]),
+                                   Schema([TensorSpec(np.dtype(np.float32), (-1, len(contract["classes"])))]))
+        usage = Path(nasflow.__file__).parent / "train" / "usage_example.py"
+        mlflow.pytorch.log_model(model, name="model", input_example=input_example, signature=signature,
+                                 serialization_format="pickle", pip_requirements=requirements,
                                  code_paths=[str(Path(nasflow.__file__).parent)],
-                                 extra_files=[str(f) for f in extra_files])
+                                 extra_files=[str(usage), *(str(f) for f in extra_files)],
+                                 metadata={"nasflow": contract},
+                                 params={k: str(v)[:6000] for k, v in contract.items()},
+                                 tags={k: str(v) for k, v in tags.items()})
 
     def finish(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)

@@ -1,12 +1,15 @@
 """The table builders on a results tree the test writes: every figure in a table is checked against the
 files it came from."""
 import json
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from nasflow.report.tables import build_tables, write_tables
 from nasflow.settings import load_params
+from nasflow.space.genotype import load_genotype
 
 # method -> seed -> [(arch macs_M, retrained top1 errors per training seed)]
 SEARCHES = {
@@ -16,6 +19,7 @@ SEARCHES = {
 SUPERNET_ACCURACY = {("darts", 0): 60.0, ("darts", 1): 70.0, ("darts", 2): 50.0,
                      ("gold-nas", 0): 65.0, ("gold-nas", 1): 66.0, ("gold-nas", 2): 65.0}
 TRANSFER = ["fashion-mnist", "freiburg"]
+DARTS_V2 = load_genotype("DARTS_V2").to_json()
 
 
 def _write(path: Path, obj):
@@ -35,6 +39,7 @@ def results(params_file, tmp_path):
             entries = []
             for i, (macs, errors) in enumerate(archs):
                 arch_id = f"{method}-s{seed}-{i}"
+                _write(folder / f"genotype-{i}.json", DARTS_V2)  # a cell repeated at any depth
                 entries.append({"id": arch_id, "genotype": f"genotype-{i}.json", "macs_M": macs, "macs": int(macs * 1e6),
                                 "params_M": macs / 150, "epoch": 10 * (i + 1)})
                 for t, error in enumerate(errors):
@@ -65,8 +70,17 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
     pareto = tables["pareto"]
     gold = pareto[pareto["method"] == "gold-nas"]
     assert list(gold["macs_M"])[:3] == [546.0, 400.0, 245.0] and list(gold["test_error"])[:3] == [2.6, 2.8, 3.4]
-    t3 = tables["table3"].set_index("method")
+    # the network each search's architectures.json counted (params.yaml's smoke profile): GOLD-NAS's 14 cells of 4
+    # channels, DARTS's 20 of 36
+    networks = pareto.drop_duplicates("method").set_index("method")[["eval_dataset", "eval_channels", "eval_layers"]]
+    assert networks.to_dict("index") == {"darts": {"eval_dataset": "cifar10", "eval_channels": 36, "eval_layers": 20},
+                                         "gold-nas": {"eval_dataset": "cifar10", "eval_channels": 4, "eval_layers": 14}}
+    t3 = tables["table3"].drop_duplicates("method").set_index("method")
     assert t3.loc["darts", "test_error_mean"] == pytest.approx(3.2)  # over every darts cell and training seed
+    # GOLD-NAS: each search's final cell (the front's last point, 3.3 and 3.5 + seed), not all its points
+    finals = [3.3, 3.5, 3.3, 4.5, 3.3, 5.5]
+    assert t3.loc["gold-nas", "test_error_mean"] == pytest.approx(sum(finals) / 6, abs=1e-3)
+    assert t3.loc["gold-nas", "test_error_std"] == pytest.approx(float(pd.Series(finals).std()), abs=1e-3)
     t2 = tables["table2"].set_index("architecture")
     # published cells, then each search's final cell (GOLD-NAS: the most pruned Pareto point)
     assert list(t2.index) == ["DARTS_V2", "darts-s0-0", "gold-nas-s0-2"]
@@ -77,6 +91,29 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
     headline = json.loads((tmp_path / "out" / "metrics.json").read_text())  # what `dvc metrics show` reads
     assert headline["architectures"]["darts-s0-0"]["test_error_mean"] == pytest.approx(3.1)
     assert headline["methods"]["darts"]["test_error_mean"] == pytest.approx(3.2)
+
+
+def test_one_training_seed_leaves_the_deviation_blank_and_no_table_prints_nan(results, params_file, tmp_path):
+    _, root = results
+    params = load_params(params_file, overrides=[
+        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
+        f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
+    tables = build_tables(params, root)
+    t1 = tables["table1"].drop_duplicates("architecture").set_index("architecture")
+    assert t1.loc["darts-s0-0", "test_error_mean"] == pytest.approx(3.0) and pd.isna(t1.loc["darts-s0-0", "test_error_std"])
+    t3 = tables["table3"].drop_duplicates("method").set_index("method")
+    assert t3["test_error_std"].notna().all()  # three searches' final cells: a deviation over them
+    write_tables(tables, tmp_path / "out")
+    header, _, first = (tmp_path / "out" / "table1.csv").read_text().splitlines()[:3]
+    columns = header.split(",")
+    assert first.split(",")[columns.index("test_error_std")] == ""
+    for md in (tmp_path / "out").glob("*.md"):
+        text = md.read_text()
+        assert not re.search(r"\|\s*nan\s*(?=\|)", text, flags=re.I), md.name
+        assert text.startswith("| ")
+    lines = (tmp_path / "out" / "table1.md").read_text().splitlines()
+    std = [c.strip() for c in lines[0].strip("|").split("|")].index("test_error_std")
+    assert [c.strip() for c in lines[2].strip("|").split("|")][std] == ""
 
 
 def test_consistency_table_ranks_super_nets_against_retraining(results):
@@ -100,20 +137,50 @@ def test_a_missing_result_file_is_named(results):
         build_tables(params, root)
 
 
-def test_search_curves_plot_each_methods_own_columns(results, tmp_path):
-    """DARTS's history has no temperature, GOLD-NAS's has lambda: each curve plots what exists."""
-    from nasflow.report.figures import search_curves_figure
+def _lines(ax) -> dict:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_search_curves_give_each_method_its_own_panel_and_each_run_one_colour(params_file, tmp_path):
+    """What the figure plots, with which label: the quantities every search writes in shared panels, a
+    method's own (temperature, lambda, MACs) in a panel per method, every run one colour in all panels."""
+    from PIL import Image
+
+    from nasflow.report.figures import search_curves_figure, search_curves_plot
     from nasflow.search.results import HISTORY_COLUMNS
     from nasflow.catalog.methods import method
 
-    params, root = results
-    for name, seeds in SEARCHES.items():
+    params = load_params(params_file, overrides=["search.methods=[asap, gold-nas, entranas, entranas-dst]",
+                                                 "search.seeds=[0, 1]", "search.protocol={}"])
+    root = tmp_path / "tree"
+    for name in params["search"]["methods"]:
         columns = HISTORY_COLUMNS + list(method(name).columns)
-        for seed in seeds:
+        for seed in (0, 1):
+            folder = root / f"results/search/{name}/seed{seed}"
+            folder.mkdir(parents=True)
             rows = "\n".join(",".join(str(e) if c == "epoch" else "1.0" for c in columns) for e in (1, 2))
-            (root / f"results/search/{name}/seed{seed}/history.csv").write_text(",".join(columns) + "\n" + rows + "\n")
-    path = search_curves_figure(params, root, tmp_path / "curves.png")
-    assert path.read_bytes()[:4] == b"\x89PNG"
+            (folder / "history.csv").write_text(",".join(columns) + "\n" + rows + "\n")
+    fig = search_curves_plot(params, root)
+    axes = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert list(axes) == ["alive candidate ops", "epoch time (s)", "normalised op entropy", "temperature (asap)",
+                          "temperature (entranas)", "temperature (entranas-dst)", "lambda (gold-nas)",
+                          "lambda (entranas-dst)", "network MACs (M) (gold-nas)"]
+    runs = [f"{m} s{s}" for m in params["search"]["methods"] for s in (0, 1)]
+    assert sorted(_lines(axes["epoch time (s)"])) == sorted(runs)
+    assert sorted(_lines(axes["temperature (asap)"])) == ["asap s0", "asap s1"]
+    assert sorted(_lines(axes["temperature (entranas)"])) == ["entranas s0", "entranas s1"]
+    assert sorted(_lines(axes["lambda (entranas-dst)"])) == ["entranas-dst s0", "entranas-dst s1"]
+    colours = {}
+    for ax in axes.values():
+        for label, line in _lines(ax).items():
+            colours.setdefault(label, set()).add(line.get_color() if isinstance(line.get_color(), str)
+                                                 else tuple(line.get_color()))
+    assert all(len(c) == 1 for c in colours.values())  # one colour per run in every panel
+    assert len({next(iter(c)) for c in colours.values()}) == len(runs)  # and no two runs share one
+    legends = [fig.legends[0].get_texts()] if fig.legends else []
+    assert len(legends) == 1 and sorted(t.get_text() for t in legends[0]) == sorted(runs)
+    width, height = Image.open(search_curves_figure(params, root, tmp_path / "curves.png")).size
+    assert 900 <= width <= 1800 and width / height < 2.2, (width, height)  # a grid, not a strip
 
 
 def test_published_figures_sit_beside_the_reproduced_ones(results, tmp_path):
@@ -144,6 +211,27 @@ def test_published_figures_sit_beside_the_reproduced_ones(results, tmp_path):
     assert published_figure(tables, tmp_path / "published.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_pareto_figure_puts_each_evaluation_network_on_its_own_axis(results, tmp_path):
+    """GOLD-NAS's points are counted at its own network (4 channels, 14 cells here), DARTS's at 36 and 20:
+    two panels, each holding only the searches counted that way, each point named."""
+    from nasflow.report.figures import pareto_figure, pareto_plot
+
+    params, root = results
+    pareto = build_tables(params, root)["pareto"]
+    fig = pareto_plot(pareto)
+    axes = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert set(axes) == {"cifar10, 36 channels, 20 cells", "cifar10, 4 channels, 14 cells"}
+    darts, gold = axes["cifar10, 36 channels, 20 cells"], axes["cifar10, 4 channels, 14 cells"]
+    assert sorted(_lines(darts)) == ["darts s0", "darts s1", "darts s2"]
+    assert sorted(_lines(gold)) == ["gold-nas s0", "gold-nas s1", "gold-nas s2"]
+    front = _lines(gold)["gold-nas s1"]
+    assert list(front.get_xdata()) == [546.0, 400.0, 246.0] and list(front.get_ydata()) == [2.6, 2.8, 3.9]
+    assert {t.get_text() for t in gold.texts} == {f"gold-nas-s{s}-{i}" for s in range(3) for i in range(3)}
+    assert sorted(t.get_text() for t in gold.get_legend().get_texts()) == ["gold-nas s0", "gold-nas s1", "gold-nas s2"]
+    assert {line.get_color() for line in _lines(gold).values()} != {line.get_color() for line in _lines(darts).values()}
+    assert pareto_figure(pareto, tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_each_pr_darts_search_sits_beside_its_spaces_row_nearest_in_parameters(params_file, tmp_path):
     """PR-DARTS shows "the most interesting" of three searches per space: nasflow reports all three, each
     beside the published row of its space nearest in parameters, on CIFAR-10 and in its CIFAR-100 transfer."""
@@ -153,6 +241,7 @@ def test_each_pr_darts_search_sits_beside_its_spaces_row_nearest_in_parameters(p
     root = tmp_path / "tree"
     for seed, params_M in enumerate((3.1, 4.1, 3.7)):
         arch_id = f"pr-darts-dl-s{seed}-0"
+        _write(root / f"results/search/pr-darts-dl/seed{seed}/genotype.json", DARTS_V2)
         _write(root / f"results/search/pr-darts-dl/seed{seed}/architectures.json",
                [{"id": arch_id, "genotype": "genotype.json", "macs_M": 500.0, "macs": 500_000_000, "params_M": params_M,
                  "epoch": 100}])

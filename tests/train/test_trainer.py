@@ -145,10 +145,16 @@ def test_the_logged_model_reproduces_the_logged_test_error(smoke_params, tmp_pat
         client = mlflow.tracking.MlflowClient(tracking_uri=uri)
         (run,) = client.search_runs([client.get_experiment_by_name("nasflow").experiment_id])
         model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+        contract = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model").metadata["nasflow"]
     finally:
         mlflow.set_tracking_uri(None)
     assert run.data.metrics["final_top1_error"] == metrics["top1_error"]
     assert run.data.tags["profile"] == "smoke" and len(run.data.tags["mlflow.source.git.commit"]) == 40
+    model.eval()  # a module: MLflow 3's default `pt2` export gives a graph whose eval() raises
+    assert not model.training
+    assert contract["classes"][:2] == ["airplane", "automobile"] and len(contract["classes"]) == 10
+    assert (contract["image_size"], contract["channels"]) == (32, 3)
+    assert contract["mean"] == [0.4914, 0.4822, 0.4465] and contract["std"] == [0.247, 0.2435, 0.2616]
     again = TrainRun(params, "DARTS_V2", "cifar10", "tiny", 0, tmp_path / "unused")
     again._data()
     wrong = seen = 0
@@ -157,3 +163,29 @@ def test_the_logged_model_reproduces_the_logged_test_error(smoke_params, tmp_pat
             wrong += topk_errors(model(x), y)[0]
             seen += len(y)
     assert 100.0 * wrong / seen == pytest.approx(metrics["top1_error"], abs=1e-9)
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
+def test_a_selections_short_training_is_named_and_measured_as_one(smoke_params, tmp_path):
+    """A recipe that holds training images out (train.selection_recipe) runs as stage short-retrain, and its
+    evaluation is logged as held-out error and loss, never under a test metric's name."""
+    import mlflow
+
+    from nasflow.settings import load_params
+    from nasflow.train.trainer import TrainRun
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = load_params(smoke_params, None, ["train.recipes.tiny_select.epochs=1", "runtime.progress=none",
+                                              f"tracking.uri={uri}"])
+    try:
+        metrics = TrainRun(params, "DARTS_V2", "cifar10", "tiny_select", 0, tmp_path / "run",
+                           arch_id="darts-s1-0").run()
+        client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("nasflow").experiment_id])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert metrics["evaluated_on"] == "holdout"
+    assert run.info.run_name == "short-retrain-darts-s1-0-cifar10-s0"
+    assert run.data.tags["stage"] == "short-retrain" and run.data.tags["selection"] == "darts"
+    assert run.data.metrics["final_holdout_error"] == metrics["top1_error"] and "holdout_loss" in run.data.metrics
+    assert not {k for k in run.data.metrics if "top1" in k or "test" in k}

@@ -4,13 +4,16 @@ table1.csv  architecture, method (the search name: a method or variant), dataset
             test_error_std, params_M, macs_M, search_gpu_days, search_device      (retraining: every kept
             cell on its protocol's dataset and seeds; train.retrain_cells as method `published`)
 table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
-table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout)
+table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout: each
+            search's final cell, over its searches and retraining seeds)
 Tables 1 and 3 gain paper, paper_table, paper_row, paper_test_error, paper_test_error_std, paper_params_M,
 paper_macs_M, paper_search_gpu_days and delta (reproduced - published) from published.csv: one row per
 pairing (catalog/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
 delta_<dataset>; consistency.csv paper_child_error (EnTranNAS Table 1).
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
-            test_error
+            test_error, eval_dataset, eval_channels, eval_layers: every retrained searched architecture, its
+            sizes in the evaluation network its search counted (search.<name>.eval_channels and eval_layers;
+            a per-position genotype at its searched depth), which differs between methods
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
             retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2)
 Each CSV has a Markdown copy beside it; figures go to results/figures/. metrics.json holds the
@@ -33,7 +36,8 @@ TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
                "retrained_error", "kendall_tau", "note"]
-PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error"]
+PARETO = ["method", "seed", "arch_id", "epoch", "macs_M", "params_M", "test_error", "eval_dataset", "eval_channels",
+          "eval_layers"]
 
 
 def _json(path: Path) -> dict:
@@ -63,9 +67,20 @@ def searched(params, root: Path) -> list[dict]:
         lambda name: chosen_seed(root / layout.selection_file(name)))
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation; one value has no deviation (None: a blank cell, not 0)."""
     series = pd.Series(values, dtype=float)
-    return round(float(series.mean()), 3), round(float(series.std(ddof=1)), 3) if len(series) > 1 else 0.0
+    return round(float(series.mean()), 3), round(float(series.std(ddof=1)), 3) if len(series) > 1 else None
+
+
+def _evaluation_network(params, root: Path, arch: dict) -> dict:
+    """The network whose sizes architectures.json holds: the rule of search/results.py."""
+    from nasflow.space.genotype import load_genotype
+
+    s = study_of(params).search_name(arch["method"]).settings
+    per_position = load_genotype(root / arch["genotype_path"]).layout == "per-position"
+    return {"eval_dataset": s["dataset"], "eval_channels": s["eval_channels"],
+            "eval_layers": s["layers"] if per_position else s["eval_layers"]}
 
 
 def _schedule(params, method: str) -> str:
@@ -96,8 +111,10 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
         pareto.append({"method": arch["method"], "seed": arch["search_seed"], "arch_id": arch["id"],
-                       "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean})
-        per_method.setdefault(arch["method"], []).extend(metrics)
+                       "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean,
+                       **_evaluation_network(params, root, arch)})
+        if arch["id"] in finals:  # Table 3 reports each search's final cell, not every point of a front
+            per_method.setdefault(arch["method"], []).extend(metrics)
     for cell in train["retrain_cells"]:  # published cells retrained beside the searched ones
         metrics = _metrics(root, cell, train["dataset"], seeds)
         mean, std = _mean_std([m["top1_error"] for m in metrics])
@@ -173,7 +190,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> list[Path]
     written = []
     for name, df in tables.items():
         nio.write_text(out / f"{name}.csv", df.to_csv(index=False))
-        nio.write_text(out / f"{name}.md", df.to_markdown(index=False) + "\n")
+        blanks = df.astype(object).where(df.notna(), None)  # an empty cell, as in the CSV, not `nan`
+        nio.write_text(out / f"{name}.md", blanks.to_markdown(index=False, missingval="") + "\n")
         written += [out / f"{name}.csv", out / f"{name}.md"]
     nio.write_json(out / "metrics.json", headline_metrics(tables))
     return written + [out / "metrics.json"]

@@ -93,6 +93,8 @@ class TrainRun:
             self.test_batches = FolderBatches(self.params, self.dataset, "val", r["batch_size"], False, info.image_size,
                                               device=self.device)
             self.n_train, self.n_test = len(self.train_batches.dataset), len(self.test_batches.dataset)
+            self.contract = self._contract(self.train_batches.classes, info.mean, info.std,
+                                           resize=round(info.image_size * 256 / 224), center_crop=info.image_size)
             return
         arrays = load(self.params, self.dataset)
         seed = self.params["data"]["split_seed"]
@@ -112,6 +114,29 @@ class TrainRun:
         self.test_batches = Batches(x_eval[te], y_eval[te], max(r["batch_size"], 256), mean, std,
                                     augment=False, device=self.device)
         self.n_train, self.n_test = len(tr), len(te)
+        self.contract = self._contract(arrays.classes, mean.flatten().tolist(), std.flatten().tolist())
+
+    def _contract(self, classes, mean, std, **preprocess) -> dict:
+        """What the logged model expects: float NCHW images of this size, pixels scaled to [0, 1], then
+        normalised per channel with this mean and std; logits over these classes, in this order."""
+        info = self.info
+        return {"dataset": self.dataset, "image_size": info.image_size, "channels": info.channels,
+                "pixel_scale": "1/255", "mean": [round(float(m), 6) for m in mean],
+                "std": [round(float(s), 6) for s in std], "classes": [str(c) for c in classes], **preprocess,
+                "output": "logits"}
+
+    @property
+    def selection(self) -> bool:
+        """A `best_of` selection's short training (train.selection_recipe): it holds training images out
+        and is judged on them, so MLflow names it and its errors apart from a retraining's."""
+        return bool(self.r["holdout_fraction"])
+
+    def _metric_names(self, row: dict) -> dict:
+        """The evaluation's metrics under names that say which images they measured."""
+        if not self.selection:
+            return row
+        names = {"test_loss": "holdout_loss", "top1_error": "holdout_error", "top5_error": "holdout_top5_error"}
+        return {names.get(k, k): v for k, v in row.items()}
 
     def _build(self):
         r, info = self.r, self.info
@@ -221,10 +246,12 @@ class TrainRun:
         self.out.mkdir(parents=True, exist_ok=True)
         r = self.r
         searched = SEARCHED_ID.match(self.arch_id)
+        stage = "short-retrain" if self.selection else "train"
         self.tracker = track.start_run(
-            self.params, f"train-{self.arch_id}-{self.dataset}-s{self.seed}",
-            tags={"stage": "train", "arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed,
-                  "recipe": r["name"], "method": searched["method"] if searched else "published"},
+            self.params, f"{stage}-{self.arch_id}-{self.dataset}-s{self.seed}",
+            tags={"stage": stage, "arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed,
+                  "recipe": r["name"], "method": searched["method"] if searched else "published",
+                  **({"selection": searched["method"] if searched else self.arch_id} if self.selection else {})},
             logged_params={"train": r, "seed": self.seed, "dataset": self.dataset, "arch_id": self.arch_id},
             enabled=self.track_runs, resume_run_id=ckpt["run_id"] if ckpt else None)
         try:
@@ -250,7 +277,7 @@ class TrainRun:
                 nio.write_csv(self.out / "history.csv", self.history, HISTORY_COLUMNS)
                 self._save()
             self.dist.barrier()
-            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=self.epoch)
+            self.tracker.log_metrics(self._metric_names({k: v for k, v in row.items() if k != "epoch"}), step=self.epoch)
             progress.epoch_done(self.epoch, top1_error=f"{row['top1_error']:.2f}%",
                                 rate=f"{row['images_per_second']:.0f} img/s")
         progress.close()
@@ -270,11 +297,14 @@ class TrainRun:
             return metrics
         nio.write_json(self.out / "metrics.json", metrics)
         nio.write_json(self.out / "genotype.json", self.genotype.to_json())
-        self.tracker.log_metrics({"final_top1_error": metrics["top1_error"], "final_top5_error": metrics["top5_error"],
+        final = self._metric_names({"top1_error": metrics["top1_error"], "top5_error": metrics["top5_error"]})
+        self.tracker.log_metrics({**{f"final_{k}": v for k, v in final.items()},
                                   "params_M": counts["params_M"], "macs_M": counts["macs_M"]})
         for name in ("metrics.json", "history.csv", "genotype.json", "settings.json"):
             self.tracker.log_artifact(self.out / name)
         x, _ = next(iter(self.test_batches.epoch(None)))
         self.tracker.log_model(Logits(copy.deepcopy(self.net)).cpu().eval(), x[:2].float().cpu().numpy(),
+                               self.contract, {"stage": "short-retrain" if self.selection else "train",
+                                               "arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed},
                                extra_files=[self.out / "genotype.json"])
         return metrics
