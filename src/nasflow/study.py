@@ -72,6 +72,11 @@ class Job:
 class Study:
     def __init__(self, params):
         self.params = params
+        train = params["train"]
+        self.train_dataset = train["dataset"]          # where published cells (retrain_cells) retrain
+        self.train_seeds = tuple(train["seeds"])        # their retrainings' seeds, and every transfer's
+        self.retrain_cells = tuple(train["retrain_cells"])
+        self.transfer_datasets = tuple(train["transfer"]["datasets"])  # where published cells are transferred
         self._names: dict[str, SearchName] = {}
         self.names = list(params["search"]["methods"])
         for name in self.names:
@@ -144,6 +149,10 @@ class Study:
         return {"protocol": self.params["search"].get("protocol", {}).get(name, {}),
                 "selection_recipe": self.params["train"]["selection_recipe"]}
 
+    def report_inputs(self) -> dict:
+        """What the tables read beyond the result files: which searches and trainings they describe."""
+        return {"search": self.params["search"], "train": self.params["train"]}
+
     # --- recipes ----------------------------------------------------------------------------------
     def recipe_settings(self, recipe: str) -> dict:
         """A recipe with train.recipe_defaults laid under it: every key the trainer reads."""
@@ -165,7 +174,7 @@ class Study:
 
     def retrain_dataset_of(self, arch_id: str) -> str:
         name = layout.arch_name(arch_id)
-        return self.search_name(name).retrain_dataset if name else self.params["train"]["dataset"]
+        return self.search_name(name).retrain_dataset if name else self.train_dataset
 
     def recipe_for(self, arch_id: str, dataset: str, stage: str = "train") -> str:
         """The recipe of one training job. Retraining: the search's (or published cell's) own paper's recipe
@@ -237,18 +246,17 @@ class Study:
         out = []
         for arch_id in self.transfer_architectures(searched):
             name = None if arch_id in cells else layout.arch_name(arch_id)
-            datasets = self.search_name(name).transfer if name else self.params["train"]["transfer"]["datasets"]
+            datasets = self.search_name(name).transfer if name else self.transfer_datasets
             out += [(arch_id, d) for d in datasets]
         return out
 
     def training_jobs(self, searched: list[dict]) -> list[tuple[str, str, int]]:
         """(arch_id, dataset, seed) of every retraining (each name's protocol: its dataset and seeds;
         train.retrain_cells: train.dataset and train.seeds) and transfer run (train.seeds)."""
-        train = self.params["train"]
         out = [(a["id"], self.search_name(a["method"]).retrain_dataset, s)
                for a in searched for s in self.search_name(a["method"]).retrain_seeds]
-        out += [(cell, train["dataset"], s) for cell in train["retrain_cells"] for s in train["seeds"]]
-        out += [(arch_id, d, s) for arch_id, d in self.transfer_jobs(searched) for s in train["seeds"]]
+        out += [(cell, self.train_dataset, s) for cell in self.retrain_cells for s in self.train_seeds]
+        out += [(arch_id, d, s) for arch_id, d in self.transfer_jobs(searched) for s in self.train_seeds]
         return list(dict.fromkeys(out))
 
     # --- data -------------------------------------------------------------------------------------
@@ -257,7 +265,7 @@ class Study:
         names = [self.search_name(n).dataset for n in self.names]
         names += [self.search_name(n).retrain_dataset for n in self.names]
         names += [d for n in self.names for d in self.search_name(n).transfer]
-        names += [self.params["train"]["dataset"], *self.params["train"]["transfer"]["datasets"]]
+        names += [self.train_dataset, *self.transfer_datasets]
         return list(dict.fromkeys(names))
 
     def prepared_datasets(self) -> list[str]:

@@ -38,7 +38,7 @@ rule report:
         report("results/figures/published.png", caption="../report/published.rst", category="Figures"),
     params:
         # the tables describe each method's settings and read the seeds and transfer lists
-        inputs=jobs.as_rule_params({"search": PARAMS["search"], "train": PARAMS["train"]}),
+        inputs=jobs.as_rule_params(STUDY.report_inputs()),
     log:
         "logs/report.log",
     resources:

@@ -90,11 +90,10 @@ def _schedule(params, method: str) -> str:
 def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     root = Path(root)
     study = study_of(params)
-    train = params["train"]
     found = searched(params, root)
     last = {(arch["method"], arch["search_seed"]): arch["id"] for arch in found}
     finals = {arch_id: name for (name, _), arch_id in last.items()}  # each search's final cell -> its name
-    seeds = train["seeds"]
+    seeds = study.train_seeds
     rows1, rows3, pareto = [], [], []
     per_method: dict[str, list[dict]] = {}
     for arch in found:
@@ -115,10 +114,10 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
                        **_evaluation_network(params, root, arch)})
         if arch["id"] in finals:  # Table 3 reports each search's final cell, not every point of a front
             per_method.setdefault(arch["method"], []).extend(metrics)
-    for cell in train["retrain_cells"]:  # published cells retrained beside the searched ones
-        metrics = _metrics(root, cell, train["dataset"], seeds)
+    for cell in study.retrain_cells:  # published cells retrained beside the searched ones
+        metrics = _metrics(root, cell, study.train_dataset, seeds)
         mean, std = _mean_std([m["top1_error"] for m in metrics])
-        rows1.append({"architecture": cell, "method": "published", "dataset": train["dataset"], "final": False,
+        rows1.append({"architecture": cell, "method": "published", "dataset": study.train_dataset, "final": False,
                       "seeds": ",".join(map(str, seeds)), "test_error_mean": mean, "test_error_std": std,
                       "params_M": metrics[0]["params_M"], "macs_M": metrics[0]["macs_M"]})
     for method, metrics in per_method.items():
@@ -126,7 +125,7 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
         rows3.append({"method": method, "schedule": _schedule(params, method), "test_error_mean": mean,
                       "test_error_std": std, "params_M": round(float(pd.Series([m["params_M"] for m in metrics]).mean()), 3)})
     planned = study.transfer_jobs(found)
-    datasets = list(dict.fromkeys([*train["transfer"]["datasets"], *(d for _, d in planned)]))
+    datasets = list(dict.fromkeys([*study.transfer_datasets, *(d for _, d in planned)]))
     rows2 = {}
     for arch_id, d in planned:  # a cell not transferred to a dataset leaves its column empty
         row = rows2.setdefault(arch_id, {"architecture": arch_id})
