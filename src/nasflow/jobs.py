@@ -55,8 +55,8 @@ def search_inputs(data: dict, declared, name: str, seed: int, settings: dict) ->
     version of the search algorithms. `declared` is its method's declaration (nasflow.catalog.methods)."""
     if declared.epochs_bound:  # a bound, not a length: raising it changes no result
         settings = {k: v for k, v in settings.items() if k != "epochs"}
-    if declared.base_method:  # a baseline searches its method's space but runs none of its method's rules
-        own, base = _schema_keys(declared), _schema_keys(registry.method(declared.base_method))
+    if declared.settings_from:  # keys only the parent method reads (a baseline runs none of its rules) are not read
+        own, base = _schema_keys(declared), _schema_keys(registry.method(declared.settings_from))
         settings = {k: v for k, v in settings.items() if k in own or k not in base}
     keys = dataset_keys(data, settings["dataset"])
     keys.update({k: data[k] for k in splits_data(declared, settings)})

@@ -40,12 +40,20 @@ def schema() -> dict:
     common = full["$defs"]["search_common"]
     search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: check_searches
     for name in registry.names():
-        declared = registry.method(name).schema
-        declared = declared(common) if callable(declared) else declared
+        declared = _declared_schema(name, common)
+        required = declared.get("required", [])
+        parent = registry.method(name).settings_from
+        if parent:  # what the parent's block must hold, this block inherits
+            required = [k for k in required if k not in _declared_schema(parent, common).get("required", [])]
         search["properties"][name] = {"type": "object", "additionalProperties": False,
-                                      "required": list(declared.get("required", [])),
+                                      "required": list(required),
                                       "properties": {**common, **declared.get("properties", {})}}
     return full
+
+
+def _declared_schema(name: str, common: dict) -> dict:
+    declared = registry.method(name).schema
+    return declared(common) if callable(declared) else declared
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

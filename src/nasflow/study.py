@@ -106,20 +106,21 @@ class Study:
             transfer=tuple(entry.get("transfer", train["transfer"]["datasets"])))
 
     def _method_settings(self, name: str, method: str, variant: dict | None) -> dict:
-        """The common `search:` keys, the base method's block (a baseline searches its method's space), the
-        method's block, a variant's overlay, and for ImageNet-style data the `imagenet:` sub-block, laid
-        over each other in that order; then the method's own `settle` (derived keys, cross-key checks)."""
+        """The common `search:` keys, the block the method's settings come from (`settings_from`: EnTranNAS's
+        for EnTranNAS-DST, GOLD-NAS's for its random baseline), the method's block, a variant's overlay,
+        and for ImageNet-style data the `imagenet:` sub-block, laid over each other in that order (each
+        `imagenet:` sub-block key by key); then the method's own `settle` (derived keys, cross-key checks)."""
         declared = registry.method(method)
         search = self.params["search"]
         blocks = set(registry.names())
         merged = {k: v for k, v in search.items() if k not in NOT_SETTINGS and k not in blocks}
-        if declared.base_method:
-            merged.update(search.get(declared.base_method, {}))
-        merged.update(search.get(method, {}))
-        overlay = dict((variant or {}).get("settings", {}))
-        if isinstance(overlay.get("imagenet"), dict) and isinstance(merged.get("imagenet"), dict):
-            overlay["imagenet"] = {**merged["imagenet"], **overlay["imagenet"]}
-        merged.update(overlay)
+        layers = [search.get(declared.settings_from, {})] if declared.settings_from else []
+        layers += [search.get(method, {}), (variant or {}).get("settings", {})]
+        for layer in layers:
+            layer = dict(layer)
+            if isinstance(layer.get("imagenet"), dict) and isinstance(merged.get("imagenet"), dict):
+                layer["imagenet"] = {**merged["imagenet"], **layer["imagenet"]}
+            merged.update(layer)
         imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
         if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
             merged.update(imagenet)

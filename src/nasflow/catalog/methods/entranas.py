@@ -111,4 +111,5 @@ register(
     settle=settle,
     columns=("temperature", "threshold", "lambda", "derived_edges_normal", "derived_edges_reduce"),
     schema=with_imagenet(DST_SCHEMA),
+    settings_from="entranas",  # EnTranNAS's block under its own: section 2.4 changes the topology, not the rest
 )

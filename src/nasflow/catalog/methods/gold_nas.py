@@ -57,7 +57,7 @@ register(
     "gold-nas-random",
     policy="nasflow.search.policies.random_prune:RandomPrune",
     describe=lambda s: f"random pruning to {s['flops_max']} M, best of {s['candidates']} briefly trained",
-    base_method="gold-nas",  # its settings start from GOLD-NAS's block: the same space at the same size
+    settings_from="gold-nas",  # GOLD-NAS's block under its own: the same space at the same size
     trains_supernet=False,
     schema=yaml.safe_load("""
 required: [candidates, candidate_epochs, flops_max, max_draws]
