@@ -60,13 +60,15 @@ def _points_per_search(pubs: pd.DataFrame, entry) -> int:
     return max(1, len(rows))
 
 
-def planned_jobs(params, root: str | Path | None = None) -> tuple[list[Job], set[str]]:
+def planned_jobs(params, root: str | Path | None = None, pubs: pd.DataFrame | None = None) -> tuple[list[Job], set[str]]:
     """Every job of the study, the trainings fanned out from the searches' results under `root` (default:
-    beside params.yaml) where they exist, else from stand-ins; and the names whose fan-out is estimated."""
+    beside params.yaml) where they exist, else from stand-ins; and the names whose fan-out is estimated.
+    `pubs`: published.csv, when the caller has read it already."""
     from nasflow.catalog.published import published
     from nasflow.selection import chosen_seed
 
-    study, pubs = study_of(params), published()
+    study = study_of(params)
+    pubs = published() if pubs is None else pubs
     root = Path(root) if root is not None else params.base_dir
     points = {n: _points_per_search(pubs, study.search_name(n)) for n in study.names}
     estimated = {n for n in study.names
@@ -88,7 +90,7 @@ def summary(params, root: str | Path | None = None) -> dict:
     study, pubs = study_of(params), published()
     base_file = params.base_dir / "params.yaml"
     paper_study = study_of(load_params(base_file, "base")) if base_file.is_file() else study
-    found, estimated = planned_jobs(params, root)
+    found, estimated = planned_jobs(params, root, pubs)
     searches = []
     for name in study.names:
         entry = study.search_name(name)
