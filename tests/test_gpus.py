@@ -60,7 +60,7 @@ def test_parallel_pipeline_jobs_get_one_gpu_each_and_no_more_jobs_than_gpus(tmp_
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CUDA_VISIBLE_DEVICES"] = "0,1"
     res = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "3", "all_searches", "--config",
-                          "search={methods: [darts, asap, entranas], darts: {epochs: 2}}", "tracking={enabled: false}"],
+                          "search={names: [darts, asap, entranas], darts: {epochs: 2}}", "tracking={enabled: false}"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     taken = []

@@ -96,9 +96,10 @@ def test_every_recipe_key_is_in_params_yaml_and_one_removed_is_refused_by_name(t
 
 def test_a_method_key_removed_from_params_yaml_is_refused_by_name(tmp_path):
     text = (ROOT / "params.yaml").read_text()
-    assert "\n    order: first\n" in text
-    (tmp_path / "params.yaml").write_text(text.replace("\n    order: first\n", "\n", 1))
-    with pytest.raises(NasflowError, match="search.darts: 'order' is a required property"):
+    assert "\n        order: first\n" in text
+    (tmp_path / "params.yaml").write_text(text.replace("\n        order: first\n", "\n", 1))
+    with pytest.raises(NasflowError, match="search.darts: 'order' is a required property; written under "
+                                           "papers.darts.search.darts"):
         load_params(tmp_path / "params.yaml")
 
 

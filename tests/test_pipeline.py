@@ -41,7 +41,7 @@ def _params(pipeline):
 
 def _methods(pipeline):
     """The search names: methods and the smoke variant."""
-    return _params(pipeline)["search"]["methods"]
+    return _params(pipeline)["search"]["names"]
 
 
 def _kept(pipeline):

@@ -293,7 +293,7 @@ def test_sigterm_mid_epoch_stops_cleanly_marks_the_run_killed_and_resume_finishe
 
 # ---- a whole Snakemake run killed at two points --------------------------------------------------------
 
-SMALL_PIPELINE = ["--config", "search={methods: [darts], darts: {epochs: 2}}",
+SMALL_PIPELINE = ["--config", "search={names: [darts], darts: {epochs: 2}}",
                   "train={recipes: {tiny: {epochs: 2}}, transfer: {datasets: []}}", "tracking={enabled: false}"]
 
 

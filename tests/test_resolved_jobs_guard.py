@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 FIXTURE = ROOT / "tests" / "fixtures" / "resolved_jobs.json"
 PROFILES = ("smoke", "paper")
+# Keys renamed on purpose when params.yaml was reorganised by paper ("space" meant three things): a job
+# reads the same value under the new name. Applied to the recorded settings before comparing.
+RENAMED_PR_DARTS = {"space": "limits", "spaces": "limits_by_name"}  # Table 2's morphism limits
+RENAMED_ENTRANAS = {"space": "op_set"}                                # Table 8's candidate ops
+
+
+def _renamed(kind: str, job: dict) -> dict:
+    if kind != "search" or "space" not in job["settings"]:
+        return job
+    names = RENAMED_PR_DARTS if "spaces" in job["settings"] else RENAMED_ENTRANAS
+    return {**job, "settings": {names.get(k, k): v for k, v in job["settings"].items()}}
 
 
 def snapshot(profile: str) -> dict:
@@ -58,7 +69,7 @@ def test_every_job_resolves_to_the_settings_recorded_before_the_reorganisation(p
     for kind in recorded:
         assert sorted(now[kind]) == sorted(recorded[kind]), f"{profile}: the {kind} jobs changed"
         for job in recorded[kind]:
-            assert now[kind][job] == recorded[kind][job], f"{profile}: {kind} {job} resolves differently"
+            assert now[kind][job] == _renamed(kind, recorded[kind][job]), f"{profile}: {kind} {job} resolves differently"
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

@@ -132,7 +132,7 @@ def test_a_crafted_architectures_json_is_refused_by_name(tmp_path, monkeypatch, 
         with pytest.raises(NasflowError, match="refused the file name"):
             layout.genotype_ref("darts-s0-0")
     with pytest.raises(NasflowError, match="refused"):
-        searched(load_params(ROOT / "params.yaml", None, ["search.methods=[darts]", "search.seeds=[0]",
+        searched(load_params(ROOT / "params.yaml", None, ["search.names=[darts]", "search.seeds=[0]",
                                                           "search.protocol={}"]), tmp_path)
 
 

@@ -139,7 +139,7 @@ def test_the_pipeline_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
                           str(ROOT / "workflow" / "profiles" / "slurm"), "results/table1.csv",
                           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                           "--seconds-between-status-checks", "2",
-                          "--config", "search={methods: [darts, gold-nas], darts: {epochs: 1}}",
+                          "--config", "search={names: [darts, gold-nas], darts: {epochs: 1}}",
                           "train={recipes: {tiny: {epochs: 1}}, transfer: {datasets: []}}", "tracking={enabled: false}"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=1500)
     out = res.stdout + res.stderr

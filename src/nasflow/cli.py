@@ -139,7 +139,7 @@ def cmd_search(args) -> None:
     if args.space is not None:
         if args.method != "pr-darts":
             raise NasflowError(f"--space is PR-DARTS's morphism space; method {args.method!r} has none")
-        args.overrides = [*args.overrides, f"search.pr-darts.space={args.space}"]
+        args.overrides = [*args.overrides, f"search.pr-darts.limits={args.space}"]
     params = _params(args)
     result = SearchRun(params, args.method, args.seed, args.out, track_runs=not args.no_track).run(resume=args.resume, replace_stale=args.replace_stale)
     print(f"{args.method} seed {args.seed}: {result['epochs']} epochs in {result['seconds']:.1f} s on "
@@ -321,8 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("search", help="search a cell on the shared supernet")
     p.add_argument("--method", required=True, help="a registered method (" + ", ".join(registry.names()) +
                    ") or a variant under search.variants (it searches with its method and settings overlay)")
-    p.add_argument("--space", default=None, help="pr-darts: the morphism space, a name under search.pr-darts.spaces "
-                   "(darts-like, depth-restricted, unrestricted); short for --set search.pr-darts.space=NAME")
+    p.add_argument("--space", default=None, help="pr-darts: Table 2's search space, the morphism limits named under "
+                   "search.pr-darts.limits_by_name (darts-like, depth-restricted, unrestricted); short for "
+                   "--set search.pr-darts.limits=NAME")
     _long_run_flags(p)
     p.set_defaults(func=cmd_search)
 

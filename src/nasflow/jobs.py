@@ -40,7 +40,7 @@ def dataset_keys(data: dict, dataset: str) -> dict:
 def splits_data(declared, settings: dict) -> list[str]:
     """The `data:` keys a search's split of the training set reads: a bi-level search (and the random
     baseline, which scores candidates on held-out images) halves it with both, or reads the seed only
-    where its settings give their own `weights_fraction` (EnTranNAS's `imagenet:` block, with
+    where its settings give their own `weights_fraction` (EnTranNAS's `imagenet_style:` block, with
     `arch_fraction`: the settings carry both); a one-level search trains on all of it and reads the seed
     only to draw a subset, a validation part or ImageNet's classes."""
     if not declared.trains_supernet or not declared.one_level:

@@ -38,7 +38,7 @@ def schema() -> dict:
     full = inline_refs(full)
     search = full["properties"]["search"]
     common = full["$defs"]["search_common"]
-    search["properties"]["methods"]["items"] = {"type": "string"}  # a method or variant: check_searches
+    search["properties"]["names"]["items"] = {"type": "string"}  # a method or variant: check_searches
     for name in registry.names():
         declared = _declared_schema(name, common)
         required = declared.get("required", [])
@@ -64,6 +64,55 @@ def deep_merge(base: dict, overlay: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+PAPER_PARTS = ("search", "train", "paper_profile")
+
+
+def join(base: dict, part: dict, where: str) -> dict:
+    """Lay one paper's section beside the rest of the file: blocks merge, lists join without repeats (the
+    paper profile's names and cells, paper by paper), and a value set in two places must be the same, so
+    that no paper silently wins over another."""
+    out = copy.deepcopy(base)
+    for key, value in part.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = join(out[key], value, f"{where}.{key}")
+        elif isinstance(out[key], list) and isinstance(value, list):
+            out[key] = out[key] + [copy.deepcopy(v) for v in value if v not in out[key]]
+        elif out[key] != value:
+            raise NasflowError(f"{where}.{key}: {value!r} differs from {out[key]!r}, set elsewhere in the file")
+    return out
+
+
+def lay_papers(raw: dict, profiles: dict, source: str, origins: dict) -> dict:
+    """`papers:` laid into the settings: each paper's search and train parts into the base, its
+    paper_profile part into profiles.paper (before what profiles.paper itself says). `origins` records which
+    paper wrote each block (validate's errors name it)."""
+    papers = raw.pop("papers", None) or {}
+    if not isinstance(papers, dict):
+        raise NasflowError(f"{source}: 'papers' must map paper names to their settings")
+    paper_profile: dict = {}
+    for name, section in papers.items():
+        where = f"{source}: papers.{name}"
+        if not isinstance(section, dict):
+            raise NasflowError(f"{where}: a paper's section must be a mapping of {', '.join(PAPER_PARTS)}")
+        for key, value in section.items():
+            if key not in PAPER_PARTS:
+                raise NasflowError(f"{where}: unknown key {key!r} (a paper's section holds {', '.join(PAPER_PARTS)})")
+            if not isinstance(value, dict):
+                raise NasflowError(f"{where}.{key}: must be a mapping")
+        raw = join(raw, {k: v for k, v in section.items() if k != "paper_profile"}, where)
+        origins.update({(part, key): name for part in ("search", "train") for key in section.get(part, {})
+                        if isinstance(section[part][key], dict)})
+        paper_profile = join(paper_profile, section.get("paper_profile", {}), f"{where}.paper_profile")
+    if paper_profile:
+        own = profiles.get("paper") or {}
+        if not isinstance(own, dict):
+            raise NasflowError(f"{source}: profiles.paper must be a mapping")
+        profiles["paper"] = join(paper_profile, own, f"{source}: profiles.paper")
+    return raw
 
 
 def apply_override(cfg: dict, assignment: str) -> None:
@@ -113,15 +162,19 @@ def flatten_overrides(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def validate(cfg: dict, source: str = "params.yaml") -> None:
+def validate(cfg: dict, source: str = "params.yaml", origins: dict | None = None) -> None:
+    """`origins` maps a block's path (("search", "darts")) to the paper whose section holds it, so an error
+    names where in the file the key is written, not only where it lands."""
     found = problems(cfg, schema())
     if not found:
         return
     path, message = min(found, key=lambda pm: (len(pm[0]), [str(p) for p in pm[0]]))
     where = ".".join(str(p) for p in path)
+    paper = (origins or {}).get(tuple(path[:2]))
+    written = f"; written under papers.{paper}.{where}" if paper else ""
     if message.startswith("unknown key"):
-        raise NasflowError(f"{source}: unknown settings key {where!r} ({message.split(': ', 1)[1]})")
-    raise NasflowError(f"{source}: {where or 'top level'}: {message}")
+        raise NasflowError(f"{source}: unknown settings key {where!r} ({message.split(': ', 1)[1]}{written})")
+    raise NasflowError(f"{source}: {where or 'top level'}: {message}{written}")
 
 
 SELECT_BY = ("supernet_val", "short_retrain")
@@ -156,9 +209,9 @@ def check_searches(params) -> None:
         if found:
             path, message = found[0]
             raise NasflowError(f"{where}.settings.{'.'.join(map(str, path))}: {message}".replace(".: ", ": "))
-    for name in search["methods"]:
+    for name in search["names"]:
         if not _is_search(params, name):
-            raise NasflowError(f"search.methods: {name!r} is neither a registered method ({', '.join(registry.names())}) "
+            raise NasflowError(f"search.names: {name!r} is neither a registered method ({', '.join(registry.names())}) "
                                "nor a name under search.variants")
     for name, entry in search.get("protocol", {}).items():
         where = f"search.protocol.{name}"
@@ -191,6 +244,8 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     profiles = raw.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise NasflowError(f"{path}: 'profiles' must map profile names to overlays")
+    origins: dict = {}
+    raw = lay_papers(raw, profiles, str(path), origins)
     chosen = profile if profile is not None else raw.get("profile")
     for name, overlay in profiles.items():
         # Every profile is checked, not only the chosen one, so a typo in `paper` is caught on a laptop.
@@ -198,7 +253,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
             raise NasflowError(f"{path}: profiles.{name} must be a mapping")
         try:
             merged = deep_merge(raw, overlay)
-            validate(merged, f"{path} (profile {name})")
+            validate(merged, f"{path} (profile {name})", origins)
             try:
                 check_searches(merged)
             except NasflowError as exc:
@@ -213,7 +268,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     cfg["profile"] = chosen or "base"
     for assignment in overrides:
         apply_override(cfg, assignment)
-    validate(cfg, str(path))
+    validate(cfg, str(path), origins)
     try:
         check_searches(cfg)
     except NasflowError as exc:

@@ -25,7 +25,7 @@ from nasflow.catalog.datasets import dataset_info
 from nasflow.errors import NasflowError
 
 # search: keys that describe which searches run, not how one search runs
-NOT_SETTINGS = ("methods", "seeds", "variants", "protocol")
+NOT_SETTINGS = ("names", "seeds", "variants", "protocol")
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,13 @@ class Study:
         self.retrain_cells = tuple(train["retrain_cells"])
         self.transfer_datasets = tuple(train["transfer"]["datasets"])  # where published cells are transferred
         self._names: dict[str, SearchName] = {}
-        self.names = list(params["search"]["methods"])
+        self.names = list(params["search"]["names"])
         for name in self.names:
             self.search_name(name)
 
     # --- searches ---------------------------------------------------------------------------------
     def search_name(self, name: str) -> SearchName:
-        """A named search: one of search.methods, or any registered method or variant (a verb may run a
+        """A named search: one of search.names, or any registered method or variant (a verb may run a
         search the pipeline does not list, such as GOLD-NAS's random baseline)."""
         if name not in self._names:
             self._names[name] = self._resolve(name)
@@ -108,8 +108,8 @@ class Study:
     def _method_settings(self, name: str, method: str, variant: dict | None) -> dict:
         """The common `search:` keys, the block the method's settings come from (`settings_from`: EnTranNAS's
         for EnTranNAS-DST, GOLD-NAS's for its random baseline), the method's block, a variant's overlay,
-        and for ImageNet-style data the `imagenet:` sub-block, laid over each other in that order (each
-        `imagenet:` sub-block key by key); then the method's own `settle` (derived keys, cross-key checks)."""
+        and for ImageNet-style data the `imagenet_style:` sub-block, laid over each other in that order (each
+        `imagenet_style:` sub-block key by key); then the method's own `settle` (derived keys, cross-key checks)."""
         declared = registry.method(method)
         search = self.params["search"]
         blocks = set(registry.names())
@@ -118,10 +118,10 @@ class Study:
         layers += [search.get(method, {}), (variant or {}).get("settings", {})]
         for layer in layers:
             layer = dict(layer)
-            if isinstance(layer.get("imagenet"), dict) and isinstance(merged.get("imagenet"), dict):
-                layer["imagenet"] = {**merged["imagenet"], **layer["imagenet"]}
+            if isinstance(layer.get("imagenet_style"), dict) and isinstance(merged.get("imagenet_style"), dict):
+                layer["imagenet_style"] = {**merged["imagenet_style"], **layer["imagenet_style"]}
             merged.update(layer)
-        imagenet = merged.pop("imagenet", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
+        imagenet = merged.pop("imagenet_style", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
         if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
             merged.update(imagenet)
         if merged["w_lr_min"] > merged["w_lr"]:
@@ -179,7 +179,7 @@ class Study:
 
     def recipe_for(self, arch_id: str, dataset: str, stage: str = "train") -> str:
         """The recipe of one training job. Retraining: the search's (or published cell's) own paper's recipe
-        from train.recipe_by_method (a variant falls back to its method's), else train.recipe, and always
+        from train.recipe_by_search (a variant falls back to its method's) or train.recipe_by_cell, else train.recipe, and always
         train.recipe with common_recipe. Transfer keeps ASAP's protocol (4.3): every cell the same recipe, a
         dataset's own where recipe_by_dataset names one (ImageNet). A selection's short retraining:
         train.selection_recipe."""
@@ -190,10 +190,10 @@ class Study:
             return train["transfer"]["recipe_by_dataset"].get(dataset, train["transfer"]["recipe"])
         if train["common_recipe"]:
             return train["recipe"]
-        by = train["recipe_by_method"]
         name = layout.arch_name(arch_id)
         if name is None:
-            return by.get(arch_id, train["recipe"])
+            return train["recipe_by_cell"].get(arch_id, train["recipe"])
+        by = train["recipe_by_search"]
         return by.get(name, by.get(self.search_name(name).method, train["recipe"]))
 
     def recipes_used(self) -> list[str]:
@@ -201,7 +201,7 @@ class Study:
         train = self.params["train"]
         names = [train["recipe"], train["transfer"]["recipe"], *train["transfer"]["recipe_by_dataset"].values()]
         if not train["common_recipe"]:
-            names += list(train["recipe_by_method"].values())
+            names += [*train["recipe_by_search"].values(), *train["recipe_by_cell"].values()]
         if self.selected_names():
             names.append(train["selection_recipe"])
         return list(dict.fromkeys(names))

@@ -32,7 +32,7 @@ def _paper_profile_names() -> list[str]:
     """The searches of the paper profile: every published row is compared with one of them."""
     from nasflow.settings import load_params
 
-    return load_params(ROOT / "params.yaml", "paper")["search"]["methods"]
+    return load_params(ROOT / "params.yaml", "paper")["search"]["names"]
 
 
 ROW_COUNTS = {

@@ -30,7 +30,7 @@ def _write(path: Path, obj):
 @pytest.fixture
 def results(params_file, tmp_path):
     params = load_params(params_file, overrides=[
-        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0, 1]",
+        "search.names=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0, 1]",
         f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
     root = tmp_path / "tree"
     for method, seeds in SEARCHES.items():
@@ -96,7 +96,7 @@ def test_every_table_is_built_from_the_files(results, tmp_path):
 def test_one_training_seed_leaves_the_deviation_blank_and_no_table_prints_nan(results, params_file, tmp_path):
     _, root = results
     params = load_params(params_file, overrides=[
-        "search.methods=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
+        "search.names=[darts, gold-nas]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
         f"train.transfer.datasets=[{', '.join(TRANSFER)}]", "train.transfer.cells=[DARTS_V2]"])
     tables = build_tables(params, root)
     t1 = tables["table1"].drop_duplicates("architecture").set_index("architecture")
@@ -150,10 +150,10 @@ def test_search_curves_give_each_method_its_own_panel_and_each_run_one_colour(pa
     from nasflow.search.results import HISTORY_COLUMNS
     from nasflow.catalog.methods import method
 
-    params = load_params(params_file, overrides=["search.methods=[asap, gold-nas, entranas, entranas-dst]",
+    params = load_params(params_file, overrides=["search.names=[asap, gold-nas, entranas, entranas-dst]",
                                                  "search.seeds=[0, 1]", "search.protocol={}"])
     root = tmp_path / "tree"
-    for name in params["search"]["methods"]:
+    for name in params["search"]["names"]:
         columns = HISTORY_COLUMNS + list(method(name).columns)
         for seed in (0, 1):
             folder = root / f"results/search/{name}/seed{seed}"
@@ -165,7 +165,7 @@ def test_search_curves_give_each_method_its_own_panel_and_each_run_one_colour(pa
     assert list(axes) == ["alive candidate ops", "epoch time (s)", "normalised op entropy", "temperature (asap)",
                           "temperature (entranas)", "temperature (entranas-dst)", "lambda (gold-nas)",
                           "lambda (entranas-dst)", "network MACs (M) (gold-nas)"]
-    runs = [f"{m} s{s}" for m in params["search"]["methods"] for s in (0, 1)]
+    runs = [f"{m} s{s}" for m in params["search"]["names"] for s in (0, 1)]
     assert sorted(_lines(axes["epoch time (s)"])) == sorted(runs)
     assert sorted(_lines(axes["temperature (asap)"])) == ["asap s0", "asap s1"]
     assert sorted(_lines(axes["temperature (entranas)"])) == ["entranas s0", "entranas s1"]
@@ -236,7 +236,7 @@ def test_each_pr_darts_search_sits_beside_its_spaces_row_nearest_in_parameters(p
     """PR-DARTS shows "the most interesting" of three searches per space: nasflow reports all three, each
     beside the published row of its space nearest in parameters, on CIFAR-10 and in its CIFAR-100 transfer."""
     params = load_params(params_file, overrides=[
-        "search.methods=[pr-darts-dl]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
+        "search.names=[pr-darts-dl]", "search.seeds=[0, 1, 2]", "search.protocol={}", "train.seeds=[0]",
         "train.transfer.datasets=[cifar100]", "train.transfer.cells=[]", "train.transfer.searched_per_method=3"])
     root = tmp_path / "tree"
     for seed, params_M in enumerate((3.1, 4.1, 3.7)):

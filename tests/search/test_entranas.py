@@ -15,7 +15,7 @@ from nasflow.errors import NasflowError
 from nasflow.search.consistency import child_forward, kendall_tau, slots_from_genotype
 from nasflow.search.steps import architecture_step
 from nasflow.search.policies.entranas import EnTranNAS, EnTranNASDST, dst_coefficients, engine_cell_indices
-from nasflow.catalog.methods.entranas import space_ops
+from nasflow.catalog.methods.entranas import op_set_ops
 from nasflow.search.supernet import SpaceConfig, Supernet, edge_inputs
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
@@ -282,9 +282,9 @@ def test_dst_engine_cells_skip_only_what_adds_nothing():
 # ---- settings ---------------------------------------------------------------------------------------------
 
 def test_space_sizes_of_table8():
-    assert len(space_ops("standard", True)) == 8 and len(space_ops("extended", True)) == 13
-    assert len(space_ops("standard", False)) == 7 and len(space_ops("extended", False)) == 12
-    assert "none" not in space_ops("extended", False)
+    assert len(op_set_ops("standard", True)) == 8 and len(op_set_ops("extended", True)) == 13
+    assert len(op_set_ops("standard", False)) == 7 and len(op_set_ops("extended", False)) == 12
+    assert "none" not in op_set_ops("extended", False)
 
 
 def test_paper_settings_and_key_errors(params_file):
@@ -295,10 +295,10 @@ def test_paper_settings_and_key_errors(params_file):
         assert (s["batch_size"], s["w_lr"], s["a_lr"], s["bottleneck"], s["temperature0"], s["temperature_decay"]) == \
             (512, 0.2, 6e-4, 4, 5.0, 0.923)
         assert s["feature_sharing"] and len(s["ops"]) == n_ops
-    ext = method_settings(load_params(params_file, "paper", ["search.entranas-dst.space=extended"]), "entranas-dst")
+    ext = method_settings(load_params(params_file, "paper", ["search.entranas-dst.op_set=extended"]), "entranas-dst")
     assert len(ext["ops"]) == 12
     with pytest.raises(NasflowError, match=r"search\.entranas-dst\.ops"):
-        method_settings(load_params(params_file, None, ["search.entranas-dst.space=ops",
+        method_settings(load_params(params_file, None, ["search.entranas-dst.op_set=ops",
                                                         'search.entranas-dst.ops=["none","skip_connect"]']),
                         "entranas-dst")
     with pytest.raises(NasflowError, match=r"search\.entranas\.layout"):
@@ -490,7 +490,7 @@ def test_dst_search_interrupted_after_an_epoch_resumes_to_the_same_result(smoke_
 # ---- searching directly on ImageNet (section 4.3, appendix A.1) --------------------------------------------
 
 def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_file):
-    """The `imagenet:` sub-blocks are laid over only on ImageNet-style data; a typo names the bad key, and
+    """The `imagenet_style:` sub-blocks are laid over only on ImageNet-style data; a typo names the bad key, and
     the search fingerprint follows the split settings it reads (the block's fractions, not data.weights_fraction)."""
     from nasflow.study import method_settings, study_of
 
@@ -505,14 +505,14 @@ def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_fil
             assert (s["layers"], s["channels"], s["epochs"], s["w_lr_min"]) == (8, 16, 50, 0.0)  # 4.3's super-net
     assert method_settings(load_params(params_file, "paper", ["search.entranas-dst.dataset=imagenet"]),
                            "entranas-dst")["lambda"] == 0.2  # Table 7
-    with pytest.raises(NasflowError, match=r"search\.entranas\.imagenet\.arch_fracton"):
-        load_params(params_file, None, ["search.entranas.imagenet.arch_fracton=0.2"])
+    with pytest.raises(NasflowError, match=r"search\.entranas\.imagenet_style\.arch_fracton"):
+        load_params(params_file, None, ["search.entranas.imagenet_style.arch_fracton=0.2"])
     with pytest.raises(NasflowError, match="weights_fraction"):
         load_params(params_file, None, ["search.entranas-dst.weights_fraction=0.2"])  # only in the imagenet block
     with pytest.raises(NasflowError, match="add up to more than 1"):
         method_settings(load_params(params_file, None, ["search.entranas.dataset=imagenet",
-                                                        "search.entranas.imagenet.weights_fraction=0.6",
-                                                        "search.entranas.imagenet.arch_fraction=0.5"]), "entranas")
+                                                        "search.entranas.imagenet_style.weights_fraction=0.6",
+                                                        "search.entranas.imagenet_style.arch_fraction=0.5"]), "entranas")
 
     def fingerprint_data(*overrides):
         params = load_params(params_file, None, ["search.entranas.dataset=imagenet", *overrides])
@@ -520,7 +520,7 @@ def test_imagenet_block_gives_section_4_3_settings_and_the_split_keys(params_fil
     base = fingerprint_data()
     assert base["data"] == {"imagenet_classes": None, "imagenet_fraction": None, "split_seed": 0}
     assert fingerprint_data("data.weights_fraction=0.6") == base  # not read on ImageNet
-    for changed in ("search.entranas.imagenet.arch_fraction=0.2", "search.entranas.imagenet.weights_fraction=0.2",
+    for changed in ("search.entranas.imagenet_style.arch_fraction=0.2", "search.entranas.imagenet_style.weights_fraction=0.2",
                     "data.split_seed=1", "data.imagenet_classes=10", "data.imagenet_fraction=0.5"):
         assert fingerprint_data(changed) != base, changed
     cifar = study_of(load_params(params_file, None)).search_inputs("entranas", 0)["data"]
@@ -585,8 +585,8 @@ def test_imagenet_search_draws_disjoint_per_class_parts_and_never_opens_val(para
     monkeypatch.setattr(PIL.Image, "open", lambda path, *a, **k: (opened.append(path), real_open(path, *a, **k))[1])
     M = f"search.{method}"
     params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{M}.dataset=imagenet",
-                                                 f"{M}.imagenet.weights_fraction=0.3", f"{M}.imagenet.arch_fraction=0.2",
-                                                 f"{M}.imagenet.batch_size=3", f"{M}.epochs=1", f"{M}.layers=3",
+                                                 f"{M}.imagenet_style.weights_fraction=0.3", f"{M}.imagenet_style.arch_fraction=0.2",
+                                                 f"{M}.imagenet_style.batch_size=3", f"{M}.epochs=1", f"{M}.layers=3",
                                                  f"{M}.channels=4", "runtime.progress=none"])
     run = SearchRun(params, method, 0, tmp_path / "out", track_runs=False)
     result = run.run()
@@ -614,8 +614,8 @@ def test_imagenet_search_draws_disjoint_per_class_parts_and_never_opens_val(para
     assert again.train_batches.dataset.paths == weights.paths and again.arch_batches.dataset.paths == arch.paths
     other = SearchRun(load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']",
                                                          f"{M}.dataset=imagenet", "data.split_seed=1",
-                                                         f"{M}.imagenet.weights_fraction=0.3",
-                                                         f"{M}.imagenet.arch_fraction=0.2"]),
+                                                         f"{M}.imagenet_style.weights_fraction=0.3",
+                                                         f"{M}.imagenet_style.arch_fraction=0.2"]),
                       method, 0, tmp_path / "other", track_runs=False)
     other._data()
     assert other.train_batches.dataset.paths != weights.paths

@@ -226,8 +226,8 @@ def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_fil
     assert method_settings(load_params(params_file, "base", ["search.gold-nas.dataset=imagenette64"]),
                            "gold-nas-random")["flops_min"] == 500  # the baseline searches the same space
     from nasflow.errors import NasflowError
-    with pytest.raises(NasflowError, match="imagenet.classes"):
-        load_params(params_file, "base", ["search.gold-nas.imagenet.classes=1"])
+    with pytest.raises(NasflowError, match="imagenet_style.classes"):
+        load_params(params_file, "base", ["search.gold-nas.imagenet_style.classes=1"])
 
 
 @pytest.mark.slow
@@ -272,8 +272,8 @@ def test_search_streams_imagenet_class_folders_on_a_class_subset(params_file, tm
     _fake_imagenet(tmp_path / "archives")
     G = "search.gold-nas"
     params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{G}.dataset=imagenet",
-                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=4", f"{G}.epochs=1",
-                                                 f"{G}.imagenet.channels=4", f"{G}.imagenet.flops_min=1.0",
+                                                 f"{G}.imagenet_style.classes=2", f"{G}.batch_size=4", f"{G}.epochs=1",
+                                                 f"{G}.imagenet_style.channels=4", f"{G}.imagenet_style.flops_min=1.0",
                                                  "runtime.progress=none"])
     run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
     result = run.run()
@@ -291,8 +291,8 @@ def test_imagenet_search_measures_on_held_out_training_images_never_the_val_spli
     _fake_imagenet(tmp_path / "archives", train=4)
     G = "search.gold-nas"
     params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'archives'}']", f"{G}.dataset=imagenet",
-                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=2",
-                                                 f"{G}.imagenet.val_fraction=0.25"])
+                                                 f"{G}.imagenet_style.classes=2", f"{G}.batch_size=2",
+                                                 f"{G}.imagenet_style.val_fraction=0.25"])
     run = SearchRun(params, "gold-nas", 0, tmp_path / "out", track_runs=False)
     run._data()
     trained, held = run.train_batches.dataset.paths, run.val_batches.dataset.paths
@@ -304,8 +304,8 @@ def test_imagenet_search_measures_on_held_out_training_images_never_the_val_spli
     # with a per-class fraction of the training images, both parts come from that same subset
     _fake_imagenet(tmp_path / "more", train=8)
     params = load_params(params_file, "smoke", [f"data.archive_dirs=['{tmp_path / 'more'}']", f"{G}.dataset=imagenet",
-                                                 f"{G}.imagenet.classes=2", f"{G}.batch_size=2", "data.imagenet_fraction=0.5",
-                                                 f"{G}.imagenet.val_fraction=0.25"])
+                                                 f"{G}.imagenet_style.classes=2", f"{G}.batch_size=2", "data.imagenet_fraction=0.5",
+                                                 f"{G}.imagenet_style.val_fraction=0.25"])
     run = SearchRun(params, "gold-nas", 0, tmp_path / "out2", track_runs=False)
     run._data()
     trained, held = run.train_batches.dataset.paths, run.val_batches.dataset.paths

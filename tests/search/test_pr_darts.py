@@ -195,7 +195,7 @@ def test_batch_size_is_linear_in_memory_and_bounded():
 # ---- the policy on a small supernet --------------------------------------------------------------------
 
 def _settings(space="darts-like", overrides=None, params_file=None):
-    params = load_params(params_file, "smoke", [f"search.pr-darts.space={space}", *(overrides or [])])
+    params = load_params(params_file, "smoke", [f"search.pr-darts.limits={space}", *(overrides or [])])
     return method_settings(params, "pr-darts")
 
 
@@ -227,14 +227,14 @@ def test_settings_follow_table_1_and_section_4_1(params_file):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("search.pr-darts.space=tiny", "search.pr-darts.space"),
+    ("search.pr-darts.limits=tiny", "search.pr-darts.limits"),
     ("search.pr-darts.bmin=200", "search.pr-darts.bmin"),
     ("search.pr-darts.cycles=[{epochs: 2, grace: 2, morphisms: 0, candidates: 1}]", "search.pr-darts.cycles.0.grace"),
     ("search.pr-darts.cycles=[{epochs: 2, grace: 1, morphisms: 0, candidates: 2}]", "search.pr-darts.cycles.0"),
     ("search.pr-darts.cycles=[{epochs: 2, grace: 1, morphisms: 3, candidates: 3}, "
      "{epochs: 1, grace: 0, morphisms: 0, candidates: 1}]", "search.pr-darts.cycles.0.morphisms"),
     ("search.pr-darts.ops=[max_pool_3x3, skip_connect]", "search.pr-darts.ops"),
-    ("search.pr-darts.spaces.darts-like.k_min=9", "search.pr-darts.spaces.darts-like.k_min"),
+    ("search.pr-darts.limits_by_name.darts-like.k_min=9", "search.pr-darts.limits_by_name.darts-like.k_min"),
     ("search.pr-darts.feature_sharing=true", "search.pr-darts.feature_sharing"),
 ])
 def test_bad_settings_name_the_key(params_file, override, message):
@@ -574,9 +574,9 @@ def test_zoo_cells_count_as_published_with_concatenated_outputs(name, published)
 def test_space_flag_sets_the_pr_darts_space(cli, params_file, tmp_path):
     res = cli("search", "--method", "pr-darts", "--space", "nowhere", "--params", params_file, "--out", tmp_path / "x",
               "--no-track")
-    assert res.returncode == 2 and "search.pr-darts.space" in res.stderr and "unrestricted" in res.stderr
+    assert res.returncode == 2 and "search.pr-darts.limits" in res.stderr and "unrestricted" in res.stderr
     res = cli("search", "--method", "darts", "--space", "unrestricted", "--params", params_file, "--out", tmp_path / "y",
               "--no-track")
     assert res.returncode == 2 and "--space" in res.stderr
-    res = cli("params", "--params", params_file, "--set", "search.pr-darts.space=unrestricted")
+    res = cli("params", "--params", params_file, "--set", "search.pr-darts.limits=unrestricted")
     assert res.returncode == 0 and "unrestricted" in res.stdout

@@ -46,7 +46,7 @@ def training_split(labels: np.ndarray, s: dict, data: dict, first_fraction: floa
 def weights_fraction(one_level: bool, s: dict, data: dict) -> float | None:
     """The fraction of the training images that trains the weights: a bi-level search gives the rest to
     alpha (or `arch_fraction`, see below), and takes the fraction from its own settings where they give
-    one (EnTranNAS's `imagenet:` block: 10 %, appendix A.1), else data.weights_fraction; a one-level
+    one (EnTranNAS's `imagenet_style:` block: 10 %, appendix A.1), else data.weights_fraction; a one-level
     search trains on all of them unless `val_fraction` holds a part out to measure it (GOLD-NAS 3.1:
     the test set stays invisible during the search)."""
     if not one_level:
@@ -56,7 +56,7 @@ def weights_fraction(one_level: bool, s: dict, data: dict) -> float | None:
 
 def arch_fraction(one_level: bool, s: dict) -> float | None:
     """The fraction of every class that trains alpha in a bi-level search, disjoint from the weights'
-    images, where the method's settings give one (EnTranNAS's `imagenet:` block: another 10 %, appendix
+    images, where the method's settings give one (EnTranNAS's `imagenet_style:` block: another 10 %, appendix
     A.1); None: the rest of the images (and for a one-level search, which has no architecture images)."""
     return None if one_level else s.get("arch_fraction")
 
@@ -121,13 +121,13 @@ def folder_bilevel_data(params, method: str, s: dict, device) -> SearchData:
     every image), and in each class two disjoint parts drawn with data.split_seed: `weights_fraction`
     trains the weights, `arch_fraction` (None: the rest) trains alpha. Alpha's part, unaugmented, also
     measures the search (val_error), as the in-memory halves do; ImageNet's val split is never read.
-    Only methods whose `imagenet:` block gives these fractions search here (streamed batches keep their
+    Only methods whose `imagenet_style:` block gives these fractions search here (streamed batches keep their
     size for an epoch, so PR-DARTS's growing batches would not grow)."""
     from nasflow.data.folders import FolderBatches
 
     if s.get("weights_fraction") is None:
         raise NasflowError(f"search.{method}: a bi-level search on streamed ImageNet (dataset {s['dataset']}) draws "
-                           "its weight and architecture images with the fractions of its method's `imagenet:` "
+                           "its weight and architecture images with the fractions of its method's `imagenet_style:` "
                            "block (weights_fraction, arch_fraction: entranas, entranas-dst); this method has none. "
                            "Use one of those, a one-level method (gold-nas) or an in-memory dataset")
     parts = (weights_fraction(False, s, params["data"]), arch_fraction(False, s))

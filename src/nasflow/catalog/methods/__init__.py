@@ -33,7 +33,7 @@ class Method:
     columns: tuple[str, ...] = ()           # history.csv columns beyond the engine's own
     settle: Callable[[dict, str], dict] = _unchanged
     one_level: bool = False                 # alpha and the weights descend one loss on the same batch
-    settings_from: str | None = None        # its block is laid over this method's (key by key, imagenet: too)
+    settings_from: str | None = None        # its block is laid over this method's (key by key, imagenet_style: too)
     trains_supernet: bool = True            # False: a baseline that trains candidates as networks
     epochs_bound: bool = False              # `epochs` only bounds a search that stops by its own rule
 

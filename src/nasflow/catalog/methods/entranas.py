@@ -6,9 +6,9 @@ from nasflow.catalog.methods import register
 from nasflow.catalog.ops import DARTS_OPS, ENTRANAS_EXTRA_OPS
 
 
-def space_ops(space: str, with_none: bool) -> list[str]:
+def op_set_ops(op_set: str, with_none: bool) -> list[str]:
     """Table 8: the standard space (8 ops with `none`) or the extended one (13 with `none`)."""
-    ops = list(DARTS_OPS) + (list(ENTRANAS_EXTRA_OPS) if space == "extended" else [])
+    ops = list(DARTS_OPS) + (list(ENTRANAS_EXTRA_OPS) if op_set == "extended" else [])
     return ops if with_none else [o for o in ops if o != "none"]
 
 
@@ -17,16 +17,16 @@ def settle(settings: dict, method: str) -> dict:
     if s["layout"] != "shared":
         raise NasflowError(f"search.{method}.layout must be 'shared': the Engine-cells train the alphas that "
                            "the Transit-cells of the same type run")
-    if method == "entranas-dst" and s["space"] == "ops" and "none" in s["ops"]:
+    if method == "entranas-dst" and s["op_set"] == "ops" and "none" in s["ops"]:
         raise NasflowError(f"search.{method}.ops: EnTranNAS-DST learns the topology itself and has no 'none' "
                            "op (remove it from the list)")
-    if s["space"] != "ops":
-        s["ops"] = space_ops(s["space"], with_none=method == "entranas")
+    if s["op_set"] != "ops":
+        s["ops"] = op_set_ops(s["op_set"], with_none=method == "entranas")
     if not [o for o in s["ops"] if o != "none"]:
         raise NasflowError(f"search.{method}.ops: nothing to derive besides 'none'")
     parts = [s.get("weights_fraction"), s.get("arch_fraction")]
     if None not in parts and sum(parts) > 1:
-        raise NasflowError(f"search.{method}.imagenet: weights_fraction ({parts[0]}) and arch_fraction "
+        raise NasflowError(f"search.{method}.imagenet_style: weights_fraction ({parts[0]}) and arch_fraction "
                            f"({parts[1]}) are disjoint parts of every class and add up to more than 1")
     return s
 
@@ -38,9 +38,9 @@ def describe(s: dict, learned: bool) -> str:
 
 
 ENTRANAS_SCHEMA = yaml.safe_load("""
-required: [space, engine_cells, temperature0, temperature_decay]
+required: [op_set, engine_cells, temperature0, temperature_decay]
 properties:
-  space:
+  op_set:
     enum: [standard, extended, ops]
     description: "Table 8's standard or extended candidate set (none dropped for DST); ops: the ops list"
   engine_cells:
@@ -68,7 +68,7 @@ beta_init:
   description: initial beta_j of the thresholds t_j = sigmoid(beta_j)
 """)}}
 
-# The bi-level split of the `imagenet:` block (appendix A.1: 10 % of the training images for the weights,
+# The bi-level split of the `imagenet_style:` block (appendix A.1: 10 % of the training images for the weights,
 # another 10 % for alpha, from every class); read by the engine on ImageNet-style datasets only.
 SPLIT_KEYS = yaml.safe_load("""
 weights_fraction:
@@ -84,11 +84,11 @@ arch_fraction:
 """)
 
 
-def with_imagenet(declared: dict):
-    """The method's block schema with its `imagenet:` sub-block: the common and the method's keys and
+def with_imagenet_style(declared: dict):
+    """The method's block schema with its `imagenet_style:` sub-block: the common and the method's keys and
     the bi-level split's, laid over the block on ImageNet-style datasets (imagenet, imagenette64)."""
     def schema(common: dict) -> dict:
-        return {"required": declared["required"], "properties": {**declared["properties"], "imagenet": {
+        return {"required": declared["required"], "properties": {**declared["properties"], "imagenet_style": {
             "type": "object", "additionalProperties": False,
             "description": "laid over this block when the dataset is ImageNet-style (EnTranNAS 4.3, appendix A.1)",
             "properties": {**common, **declared["properties"], **SPLIT_KEYS}}}}
@@ -101,7 +101,7 @@ register(
     describe=lambda s: describe(s, learned=False),
     settle=settle,
     columns=("temperature", "derived_edges_normal", "derived_edges_reduce"),
-    schema=with_imagenet(ENTRANAS_SCHEMA),
+    schema=with_imagenet_style(ENTRANAS_SCHEMA),
 )
 
 register(
@@ -110,6 +110,6 @@ register(
     describe=lambda s: describe(s, learned=True),
     settle=settle,
     columns=("temperature", "threshold", "lambda", "derived_edges_normal", "derived_edges_reduce"),
-    schema=with_imagenet(DST_SCHEMA),
+    schema=with_imagenet_style(DST_SCHEMA),
     settings_from="entranas",  # EnTranNAS's block under its own: section 2.4 changes the topology, not the rest
 )

@@ -3,7 +3,7 @@ import yaml
 
 from nasflow.catalog.methods import register
 
-# The method's own keys, in its block and in the `imagenet:` block laid over it (appendix C).
+# The method's own keys, in its block and in the `imagenet_style:` block laid over it (appendix C).
 GOLD_NAS_KEYS = yaml.safe_load("""
 a_momentum: {type: number, minimum: 0, maximum: 1}
 mu:
@@ -34,7 +34,7 @@ patience:
 def schema(common: dict) -> dict:
     return {
         "required": ["a_momentum", "mu", "flops_min", "n0", "xi_max", "xi_min", "c0", "lambda0", "patience", "val_fraction"],
-        "properties": {**GOLD_NAS_KEYS, "imagenet": {
+        "properties": {**GOLD_NAS_KEYS, "imagenet_style": {
             "type": "object", "additionalProperties": False,
             "description": "laid over this block when the dataset is ImageNet-style (GOLD-NAS appendix C)",
             "properties": {**common, **GOLD_NAS_KEYS, "classes": {

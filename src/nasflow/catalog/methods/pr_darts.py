@@ -9,15 +9,15 @@ from nasflow.catalog.ops import Limits, parse_op
 def settle(settings: dict, method: str) -> dict:
     """Table 2's limits and Table 1's cycles are consistent; `epochs` and `batch_size` follow from them."""
     s, where = dict(settings), f"search.{method}"
-    if s["space"] not in s["spaces"]:
-        raise NasflowError(f"{where}.space: {s['space']!r} is not one of {where}.spaces ({', '.join(s['spaces'])})")
-    for name, lim in s["spaces"].items():
+    if s["limits"] not in s["limits_by_name"]:
+        raise NasflowError(f"{where}.limits: {s['limits']!r} is not one of {where}.limits_by_name ({', '.join(s['limits_by_name'])})")
+    for name, lim in s["limits_by_name"].items():
         for low, high in (("k_min", "k_max"), ("dil_min", "dil_max")):
             if lim[low] > lim[high]:
-                raise NasflowError(f"{where}.spaces.{name}.{low} ({lim[low]}) exceeds {high} ({lim[high]})")
+                raise NasflowError(f"{where}.limits_by_name.{name}.{low} ({lim[low]}) exceeds {high} ({lim[high]})")
         for key in ("k_min", "k_max"):
             if lim[key] % 2 == 0:
-                raise NasflowError(f"{where}.spaces.{name}.{key} must be odd, got {lim[key]}")
+                raise NasflowError(f"{where}.limits_by_name.{name}.{key} must be odd, got {lim[key]}")
     cycles = s["cycles"]
     for i, c in enumerate(cycles):
         if c["grace"] >= c["epochs"]:
@@ -33,11 +33,11 @@ def settle(settings: dict, method: str) -> dict:
         raise NasflowError(f"{where}.bmin ({s['bmin']}) exceeds bmax ({s['bmax']})")
     if s["feature_sharing"]:
         raise NasflowError(f"{where}.feature_sharing: per-edge pools need each edge's own modules (false)")
-    limits = Limits(**s["spaces"][s["space"]])
+    limits = Limits(**s["limits_by_name"][s["limits"]])
     convs = [parse_op(op) for op in s["ops"] if parse_op(op).parametric]
     if not convs or not all(limits.allows(c) for c in convs):
         raise NasflowError(f"{where}.ops: the initial pool needs a parametric conv within the "
-                           f"{s['space']} limits, got {s['ops']}")
+                           f"{s['limits']} limits, got {s['ops']}")
     # Derived: the cycles fix the length of the search, and the batch starts at bmin.
     s["epochs"] = sum(c["epochs"] for c in cycles)
     s["batch_size"] = s["bmin"]
@@ -47,13 +47,13 @@ def settle(settings: dict, method: str) -> dict:
 register(
     "pr-darts",
     policy="nasflow.search.policies.pr_darts:PrDarts",
-    describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['space']} space, "
+    describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['limits']} limits, "
                         f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds"),
     settle=settle,
     columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_pruned", "n_morphed", "n_exact", "similarity_normal",
              "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
     schema=yaml.safe_load("""
-required: [derived_cell_output, a_grad_clip, space, spaces, cycles, max_draws, bmin, bmult, bmax, threshold,
+required: [derived_cell_output, a_grad_clip, limits, limits_by_name, cycles, max_draws, bmin, bmult, bmax, threshold,
            check_every]
 properties:
   ops:
@@ -68,10 +68,10 @@ properties:
     type: number
     exclusiveMinimum: 0
     description: norm at which the gradient of all alphas together is clipped before Adam's step (the authors' code)
-  space:
+  limits:
     type: string
-    description: the morphism limits in force, a name under spaces (darts-like, depth-restricted, unrestricted)
-  spaces:
+    description: "the morphism limits in force (Table 2's search space: darts-like, depth-restricted, unrestricted): a name under limits_by_name"
+  limits_by_name:
     type: object
     minProperties: 1
     additionalProperties:

@@ -134,7 +134,7 @@ class PrDarts(SearchPolicy):
     def __init__(self, settings: dict, net: Supernet):
         super().__init__(settings, net)
         self.cycles = settings["cycles"]
-        self.limits = Limits(**settings["spaces"][settings["space"]])
+        self.limits = Limits(**settings["limits_by_name"][settings["limits"]])
         self.ends = list(itertools.accumulate(c["epochs"] for c in self.cycles))
         self.seed = torch.initial_seed()  # the engine seeds torch with the run's seed before building
         with torch.no_grad():  # every cycle, the first included, starts with equal weights
@@ -306,7 +306,7 @@ class PrDarts(SearchPolicy):
                 "cycle_epoch": self.cycle_epoch, "batch_size": self.batch, **self.stats, **self.changes}
 
     def files(self) -> dict[str, object]:
-        return {"pools.json": {"space": self.s["space"], "limits": self.s["spaces"][self.s["space"]],
+        return {"pools.json": {"space": self.s["limits"], "limits": self.s["limits_by_name"][self.s["limits"]],
                                "cycles": self.log, "current": self.current}}
 
     def finished(self, net: Supernet) -> bool:
