@@ -67,19 +67,24 @@ def deep_merge(base: dict, overlay: dict) -> dict:
 
 
 PAPER_PARTS = ("search", "train", "paper_profile")
+# The lists several papers add items to (the paper profile's searches and cells); every other list, like
+# a value, must be the same wherever it is written.
+JOINED_LISTS = {("search", "names"), ("train", "retrain_cells"), ("train", "transfer", "datasets"),
+                ("train", "transfer", "cells")}
 
 
-def join(base: dict, part: dict, where: str) -> dict:
-    """Lay one paper's section beside the rest of the file: blocks merge, lists join without repeats (the
-    paper profile's names and cells, paper by paper), and a value set in two places must be the same, so
-    that no paper silently wins over another."""
+def join(base: dict, part: dict, where: str, at: tuple = ()) -> dict:
+    """Lay one paper's section beside the rest of the file: blocks merge, the JOINED_LISTS join without
+    repeats (paper by paper, in the file's order), and any other value set in two places must be the same,
+    so that no paper silently wins over another."""
     out = copy.deepcopy(base)
     for key, value in part.items():
+        here = (*at, key)
         if key not in out:
             out[key] = copy.deepcopy(value)
         elif isinstance(out[key], dict) and isinstance(value, dict):
-            out[key] = join(out[key], value, f"{where}.{key}")
-        elif isinstance(out[key], list) and isinstance(value, list):
+            out[key] = join(out[key], value, f"{where}.{key}", here)
+        elif here in JOINED_LISTS and isinstance(out[key], list) and isinstance(value, list):
             out[key] = out[key] + [copy.deepcopy(v) for v in value if v not in out[key]]
         elif out[key] != value:
             raise NasflowError(f"{where}.{key}: {value!r} differs from {out[key]!r}, set elsewhere in the file")
@@ -228,6 +233,26 @@ def check_searches(params) -> None:
                                f"{len(seeds)} seeds ({seeds}); best_of counts them")
         if select["by"] == "supernet_val" and not registry.method(_method_of(params, name)).trains_supernet:
             raise NasflowError(f"{where}.select.by: {name!r} trains no super-net; use short_retrain")
+        if select["by"] == "short_retrain":
+            _check_short_retrain(params, name, entry)
+
+
+def _check_short_retrain(params, name: str, entry: dict) -> None:
+    """A short retraining judges on held-out training images, never the test set, and streamed class
+    folders hold nothing out: both are known before any search runs."""
+    train = params["train"]
+    recipe = train["selection_recipe"]
+    if recipe not in train["recipes"]:
+        raise NasflowError(f"train.selection_recipe: {recipe!r} is not a recipe under train.recipes "
+                           f"(search.protocol.{name}.select.by is short_retrain)")
+    if not {**train["recipe_defaults"], **train["recipes"][recipe]}["holdout_fraction"]:
+        raise NasflowError(f"train.recipes.{recipe}.holdout_fraction: 0, but {recipe} is train.selection_recipe, "
+                           f"which search.protocol.{name}.select judges on held-out training images (never the "
+                           "test set); give it a holdout_fraction > 0")
+    dataset = entry.get("retrain_dataset", train["dataset"])
+    if datasets.dataset_info(dataset).streamed:
+        raise NasflowError(f"search.protocol.{name}.select.by: short_retrain on {dataset}, which is streamed from "
+                           "class folders and holds no training images out; use by: supernet_val")
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None,

@@ -96,8 +96,15 @@ class Study:
         method = variant["method"] if variant is not None else registry.method(name).name
         entry = search.get("protocol", {}).get(name, {})
         select = entry.get("select", "all")
+        settings = self._method_settings(name, method, variant)
+        if select != "all" and select["by"] == "supernet_val" and registry.method(method).one_level \
+                and not settings.get("val_fraction"):
+            where = f"search.variants.{name}.settings" if variant is not None else f"search.{method}"
+            raise NasflowError(f"search.protocol.{name}.select.by: supernet_val, but {name!r} searches on one level "
+                               f"with every training image ({where}.val_fraction is 0): it has no validation error "
+                               "to select by; hold out a part (val_fraction > 0) or use by: short_retrain")
         return SearchName(
-            name=name, method=method, settings=self._method_settings(name, method, variant),
+            name=name, method=method, settings=settings,
             seeds=tuple(entry.get("seeds", search["seeds"])),
             select=None if select == "all" else dict(select),
             retrain_seeds=tuple(entry.get("retrain_seeds", train["seeds"])),
@@ -106,26 +113,26 @@ class Study:
             transfer=tuple(entry.get("transfer", train["transfer"]["datasets"])))
 
     def _method_settings(self, name: str, method: str, variant: dict | None) -> dict:
-        """The common `search:` keys, the block the method's settings come from (`settings_from`: EnTranNAS's
-        for EnTranNAS-DST, GOLD-NAS's for its random baseline), the method's block, a variant's overlay,
-        and for ImageNet-style data the `imagenet_style:` sub-block, laid over each other in that order (each
-        `imagenet_style:` sub-block key by key); then the method's own `settle` (derived keys, cross-key checks)."""
+        """The common `search:` keys, then the block the method's settings come from (`settings_from`:
+        EnTranNAS's for EnTranNAS-DST, GOLD-NAS's for its random baseline), the method's block and a
+        variant's overlay, each followed on ImageNet-style data by its own `imagenet_style:` sub-block; so a
+        later layer's key wins over an earlier layer's ImageNet value (a variant's own key is never undone by
+        its method's ImageNet block). Then the method's own `settle` (derived keys, cross-key checks)."""
         declared = registry.method(method)
         search = self.params["search"]
         blocks = set(registry.names())
         merged = {k: v for k, v in search.items() if k not in NOT_SETTINGS and k not in blocks}
         layers = [search.get(declared.settings_from, {})] if declared.settings_from else []
         layers += [search.get(method, {}), (variant or {}).get("settings", {})]
+        dataset = next((layer["dataset"] for layer in reversed(layers) if "dataset" in layer), merged["dataset"])
+        imagenet_style = dataset_info(dataset).style == "imagenet"  # GOLD-NAS appendix C, EnTranNAS 4.3
         for layer in layers:
-            layer = dict(layer)
-            if isinstance(layer.get("imagenet_style"), dict) and isinstance(merged.get("imagenet_style"), dict):
-                layer["imagenet_style"] = {**merged["imagenet_style"], **layer["imagenet_style"]}
-            merged.update(layer)
-        imagenet = merged.pop("imagenet_style", None)  # GOLD-NAS appendix C: settings for ImageNet-style datasets
-        if imagenet and dataset_info(merged["dataset"]).style == "imagenet":
-            merged.update(imagenet)
+            merged.update({k: v for k, v in layer.items() if k != "imagenet_style"})
+            if imagenet_style:
+                merged.update(layer.get("imagenet_style") or {})
+        where = f"search.variants.{name}.settings" if variant is not None else f"search.{name}"
         if merged["w_lr_min"] > merged["w_lr"]:
-            raise NasflowError(f"search.{name}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
+            raise NasflowError(f"{where}: w_lr_min ({merged['w_lr_min']}) exceeds w_lr ({merged['w_lr']})")
         return declared.settle(merged, method)
 
     def searches(self) -> list[tuple[str, int]]:

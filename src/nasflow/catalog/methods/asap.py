@@ -1,4 +1,8 @@
-"""ASAP (Noy et al. 2020): annealed softmax with threshold pruning, and Table 3's pruning baselines."""
+"""ASAP (Noy et al. 2020): annealed softmax with threshold pruning, and Table 3's pruning baselines.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "ASAP (Noy et al. 2019)".
+"""
 import yaml
 
 from nasflow.errors import NasflowError

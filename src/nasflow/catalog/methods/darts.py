@@ -1,4 +1,8 @@
-"""DARTS (Liu, Simonyan, Yang 2019): the baseline."""
+"""DARTS (Liu, Simonyan, Yang 2019): the baseline.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "DARTS (Liu, Simonyan and Yang 2019), the baseline".
+"""
 import yaml
 
 from nasflow.catalog.methods import register

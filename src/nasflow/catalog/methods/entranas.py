@@ -1,4 +1,8 @@
-"""EnTranNAS and EnTranNAS-DST (Yang et al.): Engine-cells and Transit-cells, learned topology."""
+"""EnTranNAS and EnTranNAS-DST (Yang et al.): Engine-cells and Transit-cells, learned topology.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "EnTranNAS and EnTranNAS-DST (Yang et al. 2021)".
+"""
 import yaml
 
 from nasflow.errors import NasflowError

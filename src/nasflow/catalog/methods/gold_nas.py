@@ -1,4 +1,8 @@
-"""GOLD-NAS (Bi et al. 2020) and appendix B.4's random-pruning baseline in its space."""
+"""GOLD-NAS (Bi et al. 2020) and appendix B.4's random-pruning baseline in its space.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "GOLD-NAS (Bi et al. 2020)".
+"""
 import yaml
 
 from nasflow.catalog.methods import register

@@ -1,4 +1,8 @@
-"""PR-DARTS (prune and replace, Laube and Zell 2019)."""
+"""PR-DARTS (prune and replace, Laube and Zell 2019).
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "PR-DARTS (Laube and Zell 2019)".
+"""
 import yaml
 
 from nasflow.errors import NasflowError

@@ -35,6 +35,9 @@ all N candidates, T = 1, DARTS being ASAP at T = 1, section 3.1) of the survivin
 op at the alpha it was pruned with; ties go to the lower input index. So an edge whose survivor won
 clearly beats one whose survivor was left over by the pruning of close rivals, and, every alpha being
 fixed once its edge settles, the choice does not change with how long the search runs afterwards.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "ASAP (Noy et al. 2019)".
 """
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """DARTS (Liu, Simonyan, Yang 2019): softmax over the candidates, bi-level optimisation (first order,
-or second order through one unrolled weight step), and top-2 derivation without `none`."""
+or second order through one unrolled weight step), and top-2 derivation without `none`.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "DARTS (Liu, Simonyan and Yang 2019), the baseline".
+"""
 from __future__ import annotations
 
 import torch

@@ -28,6 +28,9 @@ the cost.
 
 Feature sharing (eq. 6) and the 1x1 bottleneck (section 2.5) are the supernet's `feature_sharing` and
 `bottleneck` settings; both are on in this method's defaults.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "EnTranNAS and EnTranNAS-DST (Yang et al. 2021)".
 """
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ else dlambda <- lambda0, lambda <- lambda / c0; if n_pruned == 0: t <- t + 1 els
 MACs fall to flops_min.
 
 Derivation. Every alive candidate stays: any number of ops per edge and of inputs per node.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "GOLD-NAS (Bi et al. 2020)".
 """
 from __future__ import annotations
 

@@ -41,6 +41,9 @@ the ratios of op types, in history.csv and MLflow.
 Derivation. After the last cycle every edge holds one op; each node keeps the two incoming edges whose
 op had the largest weight on its edge before that last pruning (the DARTS rule), in the general genotype
 form, so cells may hold ops no fixed list names (7x7 kernels, single-layer or expanded convs).
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "PR-DARTS (Laube and Zell 2019)".
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ The run writes what a search writes (genotype.json, architectures.json, search.j
 row per candidate) plus every candidate's genotype under candidates/, and checkpoints after each
 candidate: candidate i is drawn and trained from generators seeded by (seed, i), so a resumed run
 yields the same candidates and scores as an uninterrupted one.
+
+Choices the paper leaves open, and where nasflow follows the authors' code instead:
+docs/methods.md, "GOLD-NAS (Bi et al. 2020)".
 """
 from __future__ import annotations
 

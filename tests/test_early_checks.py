@@ -1,0 +1,53 @@
+"""Settings that cannot work are refused when they load (`nasflow params`, the Snakefile's parse), naming
+the key where it is written, not when a selection or training reaches them hours later."""
+import pytest
+
+from conftest import ROOT
+from nasflow.errors import NasflowError
+from nasflow.settings import load_params
+from nasflow.study import study_of
+
+PARAMS = ROOT / "params.yaml"
+
+
+def _load(*overrides, profile="smoke"):
+    return study_of(load_params(PARAMS, profile, list(overrides)))
+
+
+def test_a_short_retrain_selection_whose_recipe_holds_nothing_out_is_refused():
+    _load()  # smoke: DARTS's best of 2 by short_retrain, tiny_select holds out a quarter
+    with pytest.raises(NasflowError, match=r"train\.recipes\.tiny_select\.holdout_fraction: 0.*search\.protocol\.darts"):
+        _load("train.recipes.tiny_select.holdout_fraction=0")
+    with pytest.raises(NasflowError, match=r"train\.selection_recipe: 'nope'"):
+        _load("train.selection_recipe=nope")
+
+
+def test_a_short_retrain_selection_on_streamed_class_folders_is_refused():
+    with pytest.raises(NasflowError, match=r"search\.protocol\.darts\.select\.by: short_retrain on imagenet"):
+        _load("search.protocol.darts.retrain_dataset=imagenet")
+
+
+def test_supernet_val_on_a_one_level_search_without_held_out_images_is_refused():
+    select = "search.protocol.gold-nas={seeds: [0, 1], select: {best_of: 2, by: supernet_val}}"
+    with pytest.raises(NasflowError, match=r"search\.protocol\.gold-nas\.select\.by: supernet_val.*"
+                                           r"search\.gold-nas\.val_fraction is 0"):
+        _load(select)
+    assert _load(select, "search.gold-nas.val_fraction=0.25").search_name("gold-nas").select["by"] == "supernet_val"
+    variant = ["search.variants.gold-held={method: gold-nas, settings: {mu: 0.0}}", "search.names=[gold-held]",
+               "search.protocol.gold-held={seeds: [0, 1], select: {best_of: 2, by: supernet_val}}"]
+    with pytest.raises(NasflowError, match=r"search\.variants\.gold-held\.settings\.val_fraction is 0"):
+        _load(*variant)
+
+
+def test_a_variants_own_key_wins_over_its_methods_imagenet_block():
+    # gold-nas's imagenet_style block sets channels 44 (appendix C); a variant asking for 48 gets 48
+    overrides = ["search.variants.gold-48={method: gold-nas, settings: {dataset: imagenet, channels: 48}}",
+                 "search.names=[gold-48, gold-nas-imagenet]"]
+    study = _load(*overrides, profile="paper")
+    assert study.search_name("gold-48").settings["channels"] == 48
+    assert study.search_name("gold-nas-imagenet").settings["channels"] == 44
+
+
+def test_an_error_in_a_variants_settings_names_the_variant_block():
+    with pytest.raises(NasflowError, match=r"search\.variants\.darts-fast\.settings: w_lr_min"):
+        _load("search.variants.darts-fast={method: darts, settings: {w_lr: 0.0001}}", "search.names=[darts-fast]")
