@@ -14,7 +14,8 @@ from conftest import SHARED_DATASETS
 from nasflow.errors import NasflowError
 from nasflow.search.engine import SearchRun
 from nasflow.study import method_settings
-from nasflow.search.policies.pr_darts import PrDarts, fitting_batch_size, grown_batch_size, pool_similarity, similarity
+from nasflow.search.policies.pr_darts import (PrDarts, fitting_batch_size, grown_batch_size, pool_similarity, pool_stats,
+                                             similarity)
 from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
@@ -164,17 +165,37 @@ def test_reachable_configurations_per_space():
 
 # ---- similarity and batch size -------------------------------------------------------------------------
 
-def test_similarity_measure_of_section_4_2():
+def test_similarity_measure_of_section_4_2_as_the_authors_compute_it():
+    # The authors' utils.op_similarity: a pool has two parameters (type, kernel size), a conv three
+    # (expansions, kernel size, dilation); (1 + k) / (1 + n) for k of n equal.
     c = lambda k, d, m: OpSpec("conv", k=k, dil=d, c_mul=m)
     assert similarity(OpSpec("max_pool_3x3"), c(3, 1, ())) == 0.0
-    assert similarity(OpSpec("max_pool_3x3"), OpSpec("avg_pool_3x3")) == 0.5
+    assert similarity(OpSpec("skip_connect"), OpSpec("max_pool_3x3")) == 0.0
+    assert similarity(OpSpec("max_pool_3x3"), OpSpec("avg_pool_3x3")) == pytest.approx(2 / 3)  # the kernel alike
     assert similarity(OpSpec("max_pool_3x3"), OpSpec("max_pool_3x3")) == 1.0
     assert similarity(OpSpec("skip_connect"), OpSpec("skip_connect")) == 1.0
     assert similarity(c(3, 1, ()), c(3, 1, ())) == 1.0
     assert similarity(c(3, 1, ()), c(5, 2, (1,))) == 0.25  # nothing equal: 1 / (1 + 3)
-    assert similarity(c(3, 1, (1,)), c(5, 1, (1, 1))) == pytest.approx((1 + 1 + 0.5) / 4)  # expansions half alike
-    pool = [OpSpec("max_pool_3x3"), OpSpec("avg_pool_3x3"), OpSpec("skip_connect"), c(3, 1, ())]
-    assert pool_similarity(pool) == pytest.approx(0.5 / 6)  # one alike pair (the pools) of six
+    # Expansions, n = 1 + the shorter length: one n-th for equal lengths, one per equal leading multiple.
+    assert similarity(c(3, 1, (1,)), c(5, 1, (1, 1))) == pytest.approx((1 + 0.5 + 0 + 1) / 4)  # (0 + 1) / 2
+    assert similarity(c(3, 1, (2, 1)), c(3, 1, (3, 1))) == pytest.approx((1 + 2 / 3 + 1 + 1) / 4)  # (1 + 0 + 1) / 3
+    assert similarity(c(3, 1, ()), c(3, 1, (1,))) == pytest.approx((1 + 0 + 1 + 1) / 4)  # lengths differ: 0 / 1
+
+
+def test_pool_similarity_by_hand_averages_every_ordered_pair_with_itself():
+    # The authors' op_similarity appends 1 for every op with itself and each unordered pair twice.
+    # The initial pool {max, avg, skip, conv3x3}: 16 ordered pairs, 4 self-pairs (1 each), max/avg
+    # twice (2/3 each), the other 10 zero: (4 + 4/3) / 16 = 1/3 (nasflow gave 0.5 / 6 = 0.083 before).
+    initial = [OpSpec("max_pool_3x3"), OpSpec("avg_pool_3x3"), OpSpec("skip_connect"), OpSpec("conv", k=3, dil=1, c_mul=())]
+    assert pool_similarity(initial) == pytest.approx(1 / 3)
+    # Three convs: a = 3x3[], b = 5x5[], d = 3x3 dil 2 []. a-b: (1 + 1 + 0 + 1) / 4 = 3/4; a-d: 3/4;
+    # b-d: (1 + 1 + 0 + 0) / 4 = 1/2. (3 + 2 * (3/4 + 3/4 + 1/2)) / 9 = 7/9.
+    convs = [OpSpec("conv", k=3, dil=1, c_mul=()), OpSpec("conv", k=5, dil=1, c_mul=()), OpSpec("conv", k=3, dil=2, c_mul=())]
+    assert pool_similarity(convs) == pytest.approx(7 / 9)
+    assert pool_similarity([OpSpec("skip_connect")]) == 1.0  # one op: alike with itself
+    stats = pool_stats({"normal": [initial, convs], "reduce": [initial]})
+    assert stats["similarity_normal"] == pytest.approx((1 / 3 + 7 / 9) / 2)  # per edge, then over edges
+    assert stats["similarity_reduce"] == pytest.approx(1 / 3)
 
 
 def test_batch_size_is_linear_in_memory_and_bounded():

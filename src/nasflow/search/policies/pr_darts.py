@@ -33,10 +33,11 @@ grows towards the largest bmin + n * bmult <= bmax expected to stay under `thres
 memory: at most to twice its size per check, and it never shrinks within a cycle (the authors'
 train_search.py). On the CPU it stays at bmin.
 
-Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity (two ops of different
-types (identity, pool, conv) are 0 alike; otherwise (1 + k) / (1 + n) for k of their n configuration
-parameters equal, expansions partly equal; averaged over the pairs of an edge, then over edges), and
-the ratios of op types, in history.csv and MLflow.
+Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity as the authors'
+`op_similarity` computes it (two ops of different types (identity, pool, conv) are 0 alike; otherwise
+(1 + k) / (1 + n) for k of their n configuration parameters equal (pool type and kernel; expansions,
+kernel and dilation), expansions partly equal; averaged over every ordered pair of an edge's pool, each
+op with itself included, then over edges), and the ratios of op types, in history.csv and MLflow.
 
 Derivation. After the last cycle every edge holds one op; each node keeps the two incoming edges whose
 op had the largest weight on its edge before that last pruning (the DARTS rule), in the general genotype
@@ -72,26 +73,42 @@ def op_type(spec: OpSpec) -> str:
     return "conv" if spec.parametric else spec.name
 
 
+def _parameters(spec: OpSpec) -> tuple:
+    """The configuration parameters 4.2 compares: a pool's type and kernel size; a conv's expansions,
+    kernel size and dilation; an identity has none."""
+    kind = op_type(spec)
+    if kind == "pool":
+        return POOLS[spec.name], int(spec.name.rsplit("x", 1)[1])
+    if kind == "conv":
+        return spec.c_mul, spec.k, spec.dil
+    return ()
+
+
 def _expansion_likeness(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    """Expansions are partly alike: the share of positions with equal multiples (1 when both are none)."""
-    longest = max(len(a), len(b))
-    return 1.0 if longest == 0 else sum(x == y for x, y in zip(a, b)) / longest
+    """Expansions are partly alike (the authors' `op_similarity`): of n = 1 + the shorter length, one
+    n-th for equal lengths and one n-th for every equal multiple among the leading positions."""
+    n = min(len(a), len(b)) + 1
+    return ((len(a) == len(b)) + sum(x == y for x, y in zip(a, b))) / n
 
 
 def similarity(a: OpSpec, b: OpSpec) -> float:
-    kind = op_type(a)
-    if kind != op_type(b):
+    """4.2: 0 for different types (identity, pool, conv); else (1 + k) / (1 + n) for k of the n
+    configuration parameters equal, the expansions counting partly (the authors' utils.py)."""
+    if op_type(a) != op_type(b):
         return 0.0
-    if kind == "pool":  # one parameter: the pool type
-        return (1 + (a.name == b.name)) / 2
-    if kind == "conv":  # kernel size, dilation, expansions
-        return (1 + (a.k == b.k) + (a.dil == b.dil) + _expansion_likeness(a.c_mul, b.c_mul)) / 4
-    return 1.0  # identities have no parameters
+    alike = [_expansion_likeness(x, y) if isinstance(x, tuple) else float(x == y)
+             for x, y in zip(_parameters(a), _parameters(b))]
+    return (1 + sum(alike)) / (1 + len(alike))
 
 
 def pool_similarity(pool: list[OpSpec]) -> float:
-    pairs = list(itertools.combinations(pool, 2))
-    return sum(similarity(a, b) for a, b in pairs) / len(pairs) if pairs else float("nan")
+    """The mean over every ordered pair of the pool, each op with itself included (similarity 1): the
+    authors' `op_similarity`, so a pool of one op is 1 and the initial pool 1/3. NaN for no op."""
+    m = len(pool)
+    if not m:
+        return float("nan")
+    pairs = sum(similarity(a, b) for a, b in itertools.combinations(pool, 2))
+    return (m + 2 * pairs) / (m * m)
 
 
 def pool_stats(pools: dict[str, list[list[OpSpec]]]) -> dict:
