@@ -467,6 +467,53 @@ def test_each_cycle_starts_with_a_fresh_weight_optimizer(params_file, tmp_path):
     assert group["params"] == run.net.weight_parameters()
 
 
+def _synthetic_run(params_file, tmp_path, overrides=()):
+    """A smoke PR-DARTS SearchRun on 16 + 16 random images (8 a batch) and 16 held out, ready to train."""
+    from nasflow.data.loader import Batches
+
+    params = load_params(params_file, "smoke", ["runtime.progress=none", *overrides])
+    run = SearchRun(params, "pr-darts", 0, tmp_path / "out", track_runs=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 48)
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+    run.train_batches = Batches(x[:16], y[:16], 8, mean, std, True, run.device, drop_last=True)
+    run.arch_batches = Batches(x[16:32], y[16:32], 8, mean, std, True, run.device, drop_last=True)
+    run.val_batches = Batches(x[32:], y[32:], 8, mean, std, False, run.device)
+    run.n_classes = 10
+    run._build()
+    run._optimizers()
+    return run
+
+
+def test_the_last_epoch_of_a_cycle_validates_before_prune_and_replace(params_file, tmp_path):
+    # The authors' train_search.py runs `infer` inside the epoch loop and `drop_and_morph` after it: the
+    # cycle's last validation error is the one of the supernet the cycle trained, not of the new pools.
+    from nasflow.progress import Progress
+
+    run = _synthetic_run(params_file, tmp_path)
+    policy, progress = run.policy, Progress("test", run.s["epochs"], "none")
+    assert policy.validate_before_end_epoch
+    trained = {name: [[op.label() for op in pool] for pool in g.pools] for name, g in run.net.groups.items()}
+    seen = []
+
+    def spy():
+        pools = {name: [[op.label() for op in pool] for pool in g.pools] for name, g in run.net.groups.items()}
+        seen.append({"epoch": policy.epoch, "cycles_done": len(policy.log), "pools": pools, **run._validate()})
+        return {k: v for k, v in seen[-1].items() if k.startswith("val_")}
+
+    end = policy.ends[0]
+    for epoch in range(1, end + 1):
+        run.epoch = epoch
+        policy.begin_epoch(epoch)
+        row = run._train_epoch(progress, spy)
+        assert len(seen) == epoch and row["val_error"] == seen[-1]["val_error"]
+    last = seen[-1]
+    assert last["epoch"] == end and last["cycles_done"] == 0 and last["pools"] == trained  # before the pruning
+    assert len(policy.log) == 1  # the cycle then ended: pools pruned and replaced
+    after = {name: [[op.label() for op in pool] for pool in g.pools] for name, g in run.net.groups.items()}
+    assert after != trained
+
+
 def test_alpha_gradients_are_clipped(tiny):
     # The authors' train_search.py clips the architecture gradients (jointly, normal and reduce) at the
     # weights' norm, 5, before Adam's step; the direction is kept.

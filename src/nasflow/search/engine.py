@@ -118,7 +118,9 @@ class SearchRun:
             raise NasflowError(f"{where}: the loss became {float(loss)}; the last good checkpoint "
                                f"({self.checkpoint_path}, epoch {self.epoch - 1}) is kept")
 
-    def _train_epoch(self, progress: Progress) -> dict:
+    def _train_epoch(self, progress: Progress, validate=None) -> dict:
+        """One epoch's steps, then the policy's end of the epoch. `validate` (a callable returning the
+        validation columns) runs between them where the policy measures before `end_epoch`."""
         net, policy = self.net, self.policy
         net.train()
         lr = policy.learning_rate(self.epoch)
@@ -145,11 +147,14 @@ class SearchRun:
             ran = step
             if policy.finished(net):  # a stopping rule met mid-epoch ends the search at this step (ASAP's Algorithm 1)
                 break
+        row = {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr, "steps": ran}
+        if validate is not None and policy.validate_before_end_epoch:
+            row.update(validate())  # the supernet this epoch trained (PR-DARTS: before prune and replace)
         self._apply_prunes(policy.prune_after_epoch(net))
         if policy.end_epoch(net):  # new modules and a new alpha: neither optimizer knows them
             self.w_opt = policy.rebuild_weight_optimizer(self.w_opt, net.weight_parameters())
             self.a_opt = policy.make_arch_optimizer(policy.arch_parameters(net))
-        return {"train_loss": loss_sum / seen, "train_error": 100.0 * wrong / seen, "lr": lr, "steps": ran}
+        return row
 
     def _set_batch_size(self, step: int) -> None:
         size = self.policy.batch_size(step, self.device)
@@ -175,6 +180,12 @@ class SearchRun:
         return StepContext(self.net, self.w_opt, self.a_opt, self.s["grad_clip"],
                            arch_batch=lambda: self._next_arch_batch(step), guard=self._guard(step),
                            guard_alpha=guard_alpha, epoch=self.epoch, step=step)
+
+    def _timed_validation(self) -> dict:
+        started = time.perf_counter()
+        row = self._validate()
+        row["val_seconds"] = time.perf_counter() - started
+        return row
 
     @torch.no_grad()
     def _validate(self) -> dict:
@@ -233,13 +244,13 @@ class SearchRun:
             self.policy.begin_epoch(self.epoch)
             started = time.perf_counter()
             row = {"epoch": self.epoch}
-            row.update(self._train_epoch(progress))
+            row.update(self._train_epoch(progress, self._timed_validation))
             row.update(self.policy.record())  # after the epoch's pruning (lambda, n_pruned, FLOPs)
-            row["epoch_seconds"] = time.perf_counter() - started
-            self.seconds += row["epoch_seconds"]  # search work only: the monitoring below is not counted
-            started = time.perf_counter()
-            row.update(self._validate())
-            row["val_seconds"] = time.perf_counter() - started
+            # search work only: the monitoring (validation, before or after the epoch's end) is not counted
+            row["epoch_seconds"] = time.perf_counter() - started - row.get("val_seconds", 0.0)
+            self.seconds += row["epoch_seconds"]
+            if "val_error" not in row:
+                row.update(self._timed_validation())
             row.update(architecture_record(self.net, self.policy))
             self.history.append(row)
             for name, g in self.net.groups.items():

@@ -27,6 +27,9 @@ class SearchPolicy:
     name = "base"
     alpha_first = True   # DARTS steps alpha on a validation batch before the weights; ASAP after
     stop_reason = "finished"  # what `finished()` means, for search.json
+    # True: the epoch's val_error is measured after its training steps and before `end_epoch` changes
+    # the supernet (PR-DARTS's prune and replace); False: after `end_epoch`.
+    validate_before_end_epoch = False
     # A method that trains no supernet (a baseline; its declaration says trains_supernet=False) names the
     # class that runs its whole search instead of the engine's loop: runner(search_run).run(resume, replace_stale).
     runner = None

@@ -37,7 +37,8 @@ Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity
 `op_similarity` computes it (two ops of different types (identity, pool, conv) are 0 alike; otherwise
 (1 + k) / (1 + n) for k of their n configuration parameters equal (pool type and kernel; expansions,
 kernel and dilation), expansions partly equal; averaged over every ordered pair of an edge's pool, each
-op with itself included, then over edges), and the ratios of op types, in history.csv and MLflow.
+op with itself included, then over edges), and the ratios of op types, in history.csv and MLflow. A cycle's last
+val_error is measured before its prune and replace (the authors' train_search.py).
 
 Derivation. After the last cycle every edge holds one op; each node keeps the two incoming edges whose
 op had the largest weight on its edge before that last pruning (the DARTS rule), in the general genotype
@@ -150,6 +151,7 @@ class PrDarts(SearchPolicy):
     name = "pr-darts"
     alpha_first = True
     stop_reason = "last cycle"
+    validate_before_end_epoch = True  # a cycle's last val_error is of the supernet it trained (train_search.py)
 
     def __init__(self, settings: dict, net: Supernet):
         super().__init__(settings, net)
