@@ -343,6 +343,60 @@ def test_batch_size_only_grows_at_most_doubling_every_check(tiny, monkeypatch, p
         assert sizes[::every] == [24, 48, 96, 128]
 
 
+class _FakeCard:
+    """The policy's memory counters (`read_memory`, `reset_peak_memory`) on a card of `total_gib`: `resident`
+    GiB stay allocated between steps, a step of b images peaks at resident + b * per_image GiB."""
+
+    def __init__(self, monkeypatch, total_gib, resident_gib, per_image_gib):
+        from nasflow.search.policies import pr_darts
+
+        self.total, self.resident, self.per_image = total_gib * 2 ** 30, resident_gib * 2 ** 30, per_image_gib * 2 ** 30
+        self.peak = self.resident
+        monkeypatch.setattr(pr_darts, "read_memory", lambda device: (self.resident, self.peak, self.total))
+        monkeypatch.setattr(pr_darts, "reset_peak_memory", lambda device: setattr(self, "peak", self.resident))
+
+    def step(self, batch: int) -> None:
+        self.peak = max(self.peak, self.resident + batch * self.per_image)
+
+
+def test_memory_budget_is_the_papers_card_not_the_device(params_file):
+    s = method_settings(load_params(params_file, "base"), "pr-darts")
+    assert s["memory_budget_gib"] == 11 and s["threshold"] == 0.95  # section 4: one GTX 1080 Ti, 11 GiB
+
+
+@pytest.mark.parametrize("budget,device_gib,caps", [
+    # 0.95 x 11 GiB - 1 GiB resident = 9.45 GiB: 63 images at 0.15 GiB -> 24 + 4 * 8 = 56; at 0.2 GiB 47 -> 40
+    (11, 139, (56, 40)),
+    # a budget above the device: the device's 8 GiB count, 6.6 GiB: 44 images -> 40; 33 -> 32
+    (11, 8, (40, 32)),
+    # the device's whole 139 GiB (the behaviour before the budget): bmax at once, in both cycles
+    (1000, 139, (128, 128)),
+])
+def test_batch_grows_under_the_memory_budget_and_restarts_each_cycle(tiny, monkeypatch, budget, device_gib, caps):
+    # 3.3: the largest bmin + n * bmult <= bmax whose expected memory stays under the threshold, tried
+    # every five steps (at most doubling, the authors' train_search.py), reset to bmin when a cycle
+    # begins. The second cycle's pools hold more convs: each image costs more, so its batch ends lower.
+    s, net, policy = tiny("darts-like", ["search.pr-darts.bmin=24", "search.pr-darts.bmult=8", "search.pr-darts.bmax=128",
+                                         f"search.pr-darts.memory_budget_gib={budget}"])
+    card, cuda, every = _FakeCard(monkeypatch, device_gib, 1.0, 0.15), torch.device("cuda"), s["check_every"]
+    limit = s["threshold"] * min(budget, device_gib)
+    sizes = {}
+    for epoch in range(1, policy.ends[1] + 1):  # two cycles
+        policy.begin_epoch(epoch)
+        card.per_image = (0.15 if policy.cycle == 1 else 0.2) * 2 ** 30
+        for step in range(1, 4 * every + 2):
+            b = policy.batch_size(step, cuda)
+            sizes.setdefault(policy.cycle, []).append(b)
+            card.step(b)
+            if budget < device_gib:
+                assert card.peak / 2 ** 30 <= limit  # never past threshold x budget
+    first, second = sizes[1], sizes[2]
+    assert first[0] == second[0] == 24  # each cycle starts at bmin
+    assert first[::every][:3] == [24, min(48, caps[0]), min(96, caps[0])]  # grows, at most doubling per check
+    assert max(first) == first[-1] == caps[0] and max(second) == second[-1] == caps[1]  # then stops at the cap
+    assert all(a <= b for a, b in zip(first, first[1:]))  # never shrinks within a cycle
+
+
 def _end_cycle(policy, net, alpha=None):
     if alpha is not None:
         with torch.no_grad():

@@ -58,7 +58,7 @@ register(
              "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
     schema=yaml.safe_load("""
 required: [derived_cell_output, a_grad_clip, limits, limits_by_name, cycles, max_draws, bmin, bmult, bmax, threshold,
-           check_every]
+           memory_budget_gib, check_every]
 properties:
   ops:
     type: array
@@ -128,7 +128,11 @@ properties:
     type: number
     exclusiveMinimum: 0
     maximum: 1
-    description: share of the accelerator's memory the batch size may fill
+    description: share of the memory budget (memory_budget_gib, or the device's memory where less) the batch size may fill
+  memory_budget_gib:
+    type: number
+    exclusiveMinimum: 0
+    description: "the accelerator memory (GiB) the batch-size controller plans for; the device's own where it has less"
   check_every:
     type: integer
     minimum: 1

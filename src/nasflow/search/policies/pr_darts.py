@@ -29,8 +29,9 @@ follows the code (concat); `mean` follows the text.
 
 Batch size (3.3). Reset to bmin at every cycle; on CUDA, every `check_every` steps, the peak memory of
 the last steps gives the memory per image (above what stays allocated between steps), and the batch
-grows towards the largest bmin + n * bmult <= bmax expected to stay under `threshold` of the device's
-memory: at most to twice its size per check, and it never shrinks within a cycle (the authors'
+grows towards the largest bmin + n * bmult <= bmax expected to stay under `threshold` of the memory
+budget (`memory_budget_gib`, the paper's 11 GiB GTX 1080 Ti, or the device's memory where that is
+less): at most to twice its size per check, and it never shrinks within a cycle (the authors'
 train_search.py). On the CPU it stays at bmin.
 
 Statistics (4.2). Per cycle: every pool (`pools.json`), the operation similarity as the authors'
@@ -127,9 +128,31 @@ def pool_stats(pools: dict[str, list[list[OpSpec]]]) -> dict:
 
 # ---- batch size (section 3.3) --------------------------------------------------------------------------
 
+GIB = 2 ** 30
+
+
+def read_memory(device) -> tuple[float, float, float]:
+    """(resident, peak, device total) in bytes on a CUDA device: what stays allocated between steps, the
+    peak since the last reset, and the device's whole memory."""
+    return (float(torch.cuda.memory_allocated(device)), float(torch.cuda.max_memory_allocated(device)),
+            float(torch.cuda.mem_get_info(device)[1]))
+
+
+def reset_peak_memory(device) -> None:
+    """Start a new peak (the next `read_memory` sees the steps since)."""
+    torch.cuda.reset_peak_memory_stats(device)
+
+
+def memory_limit(device_total: float, s: dict) -> float:
+    """The bytes the batch may plan for: `memory_budget_gib` (the paper's card), never more than the
+    device has; `threshold` of it is what the batch may fill."""
+    return min(s["memory_budget_gib"] * GIB, device_total)
+
+
 def fitting_batch_size(current: int, resident: float, peak: float, total: float, s: dict) -> int:
     """The largest bmin + n * bmult (at most bmax) whose memory, linear in the batch size from what one
-    step at `current` took above the `resident` bytes, stays under `threshold` of `total`."""
+    step at `current` took above the `resident` bytes, stays under `threshold` of `total` (the memory
+    limit: `memory_limit`)."""
     per_image = max(peak - resident, 1.0) / current
     room = s["threshold"] * total - resident
     n = math.floor((room / per_image - s["bmin"]) / s["bmult"]) if room > 0 else 0
@@ -211,9 +234,8 @@ class PrDarts(SearchPolicy):
         elif device.type == "cuda" and step % s["check_every"] == 1 and step > 1:
             # Between steps only what persists (weights, optimizer state, gradients) is allocated; the
             # peak of the last steps adds one step's activations at the current batch size.
-            peak = torch.cuda.max_memory_allocated(device)
-            resident = torch.cuda.memory_allocated(device)
-            total = torch.cuda.mem_get_info(device)[1]
+            resident, peak, device_total = read_memory(device)
+            total = memory_limit(device_total, s)
             self.batch = grown_batch_size(self.batch, fitting_batch_size(self.batch, resident, peak, total, s), s)
             self._reset_peak(device)
         return self.batch
@@ -221,7 +243,7 @@ class PrDarts(SearchPolicy):
     @staticmethod
     def _reset_peak(device) -> None:
         if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+            reset_peak_memory(device)
 
     # ---- optimizers ----------------------------------------------------------------------------------------
     def rebuild_weight_optimizer(self, old, params):
