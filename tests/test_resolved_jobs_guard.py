@@ -27,6 +27,7 @@ RENAMED_ENTRANAS = {"space": "op_set"}                                # Table 8'
 # Issue 26 item 4, PR-DARTS (a search whose settings hold `limits_by_name`):
 ADDED_PR_DARTS = {
     "memory_budget_gib": 11,  # the batch controller plans for the paper's GTX 1080 Ti, not the device's memory
+    "copy_from_parent": "every_cycle",  # kept children copy kept parents every cycle, as the authors' code
 }
 
 

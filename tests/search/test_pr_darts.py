@@ -453,6 +453,72 @@ def test_children_inherit_parent_weights_per_cell(tiny):
         assert child is not parents[(name, 0)]
 
 
+def _train_weights(net, steps=3):
+    """A few SGD steps on random images: every op's weights move, each its own way."""
+    gen = torch.Generator().manual_seed(1)
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.2)
+    weights = {k: torch.softmax(g.alpha.detach(), -1) * g.alive for k, g in net.groups.items()}
+    net.train()
+    for _ in range(steps):
+        x, y = torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)
+        opt.zero_grad()
+        F.cross_entropy(net(x, weights), y).backward()
+        opt.step()
+
+
+def _copied_from(parent, child) -> bool:
+    """The child holds its parent's weights wherever inheriting defines them (inheriting again changes nothing)."""
+    from nasflow.space.morphisms import inherit
+
+    again = copy.deepcopy(child)
+    inherit(parent, again)
+    return all(torch.equal(a, b) for a, b in zip(child.state_dict().values(), again.state_dict().values()))
+
+
+@pytest.mark.parametrize("mode", ["every_cycle", "once"])
+def test_kept_children_copy_their_kept_parents_every_cycle_or_once(tiny, mode):
+    # The authors' train_search.py calls init_morphed at the start of every cycle with a parent record
+    # (`morphed_from`) it never clears: a child whose parent survived copies it again, losing what it
+    # learned. 3.2.2's text reads as one copy, when the child is made (`once`).
+    s, net, policy = tiny("darts-like", [f"search.pr-darts.copy_from_parent={mode}"])
+    _end_cycle(policy, net)  # cycle 1: two children per edge, each copied from the edge's conv
+    for name, g in net.groups.items():
+        for i, cell in enumerate(net.cells_of(name)):
+            cs, pool = cell.candidate_set(0), g.pools[0]
+            for child, (parent, _) in policy.parents[f"{name}/0"].items():
+                labels = [op.label() for op in pool]
+                assert _copied_from(cs.module(labels.index(parent)), cs.module(labels.index(child)))
+    _train_weights(net)  # cycle 2 trains parents and children apart
+
+    def keep_a_parent_and_its_child(g):  # every edge keeps one conv and a child of it
+        name = next(n for n, grp in net.groups.items() if grp is g)
+        alpha = torch.zeros_like(g.alpha)
+        for e, pool in enumerate(g.pools):
+            labels = [op.label() for op in pool]
+            child, (parent, _) = next(iter(policy.parents[f"{name}/{e}"].items()))
+            alpha[e, labels.index(parent)] = alpha[e, labels.index(child)] = 5.0
+        return alpha
+
+    before = {name: [[op.label() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
+    _end_cycle(policy, net, keep_a_parent_and_its_child)  # cycle 2 ends: the start of cycle 3
+    pairs = 0
+    for name, g in net.groups.items():
+        for e, pool in enumerate(g.pools):
+            labels = [op.label() for op in pool]
+            for child, (parent, _) in policy.parents[f"{name}/{e}"].items():
+                if child not in labels or parent not in labels or child not in before[name][e]:
+                    continue  # only children made in cycle 1 that survived with their parents
+                pairs += 1
+                for cell in net.cells_of(name):
+                    cs = cell.candidate_set(e)
+                    copied = _copied_from(cs.module(labels.index(parent)), cs.module(labels.index(child)))
+                    assert copied == (mode == "every_cycle"), (name, e, child, parent)
+    assert pairs >= 28  # at least one kept pair on each of the 2 x 14 edges
+    recopied = policy.log[-1]["recopied"]
+    assert (len(recopied) >= pairs) if mode == "every_cycle" else recopied == []
+    assert policy.record()["n_recopied"] == len(recopied)
+
+
 def test_a_child_already_seen_on_the_edge_is_redrawn(tiny):
     s, net, policy = tiny("darts-like", ["search.pr-darts.max_draws=500"])
     seen_by_edge = {k: set(v) for k, v in policy.seen.items()}

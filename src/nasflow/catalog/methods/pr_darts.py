@@ -54,11 +54,11 @@ register(
     describe=lambda s: (f"{len(s['cycles'])} cycles of prune and replace, {s['limits']} limits, "
                         f"{sum(c['morphisms'] for c in s['cycles'])} morphism rounds"),
     settle=settle,
-    columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_pruned", "n_morphed", "n_exact", "similarity_normal",
-             "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
+    columns=("cycle", "cycle_epoch", "batch_size", "pool_size", "n_pruned", "n_morphed", "n_exact", "n_recopied",
+             "similarity_normal", "similarity_reduce", "ratio_conv", "ratio_pool", "ratio_skip"),
     schema=yaml.safe_load("""
-required: [derived_cell_output, a_grad_clip, limits, limits_by_name, cycles, max_draws, bmin, bmult, bmax, threshold,
-           memory_budget_gib, check_every]
+required: [derived_cell_output, a_grad_clip, limits, limits_by_name, cycles, max_draws, copy_from_parent, bmin, bmult,
+           bmax, threshold, memory_budget_gib, check_every]
 properties:
   ops:
     type: array
@@ -121,6 +121,9 @@ properties:
     type: integer
     minimum: 1
     description: parent draws per child before a child seen before on the edge is accepted again
+  copy_from_parent:
+    enum: [every_cycle, once]
+    description: "every_cycle: a kept child whose parent is kept too copies the parent's weights again at the start of every cycle (the authors' train_search.py); once: only when it is made (3.2.2's text)"
   bmin: {type: integer, minimum: 1}
   bmult: {type: integer, minimum: 1}
   bmax: {type: integer, minimum: 1}

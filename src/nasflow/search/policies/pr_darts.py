@@ -15,7 +15,10 @@ trained), then trains alpha and the weights bi-level as DARTS, first order. At i
    was in this edge's pool is redrawn, and accepted again only when `max_draws` draws found nothing new;
 3. children inherit their parents' weights (every cell of the group morphs its own module; a layer the
    parent lacks starts as an identity, as the authors' operations.py does), kept ops keep theirs, and
-   alpha is reset to zeros.
+   alpha is reset to zeros. With `copy_from_parent: every_cycle` (the authors' train_search.py, whose
+   record of each child's parent is never cleared) a kept child whose parent is kept too is copied from
+   the parent again at the start of every later cycle, in the order the ops entered the pool (so a
+   grandchild copies its re-copied parent); `once` (3.2.2's text) copies a child only when it is made.
 
 Schedule (4.1). The weights' learning rate is annealed by cosine from w_lr to w_lr_min (0.01) within
 each cycle and restarts at w_lr with the next; every cycle starts a fresh SGD, no momentum carried over
@@ -192,8 +195,15 @@ class PrDarts(SearchPolicy):
         self.batch = settings["bmin"]
         self.current = {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
         self.stats = pool_stats(self._pools(net))
-        self.changes = {"n_pruned": 0, "n_morphed": 0, "n_exact": 0}
+        self.changes = self._no_changes()
+        # per edge, each child's parent and morphism: {child label: [parent label, morphism]}, kept for
+        # good (a child made again overwrites its entry), as the authors' `morphed_from`
+        self.parents: dict[str, dict[str, list[str]]] = {}
         self.begin_epoch(1)
+
+    @staticmethod
+    def _no_changes() -> dict:
+        return {"n_pruned": 0, "n_morphed": 0, "n_exact": 0, "n_recopied": 0}
 
     @staticmethod
     def _key(group: str, edge: int) -> str:
@@ -261,7 +271,7 @@ class PrDarts(SearchPolicy):
     # ---- prune and replace -------------------------------------------------------------------------------
     def end_epoch(self, net: Supernet) -> bool:
         self.stats = pool_stats(self._pools(net))  # of the pools this epoch trained
-        self.changes = {"n_pruned": 0, "n_morphed": 0, "n_exact": 0}
+        self.changes = self._no_changes()
         if self.cycle_epoch < self.stage["epochs"]:
             return False
         self._prune_and_replace(net)
@@ -306,40 +316,60 @@ class PrDarts(SearchPolicy):
         weights = {name: masked_softmax(g.alpha.detach(), g.alive).cpu() for name, g in net.groups.items()}
         entry = {"cycle": self.cycle, "epochs": [self.ends[self.cycle - 1] - stage["epochs"] + 1, self.ends[self.cycle - 1]],
                  "pools": {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()},
-                 "weights": {name: w.tolist() for name, w in weights.items()}, **self.stats, "morphs": []}
+                 "weights": {name: w.tolist() for name, w in weights.items()}, **self.stats, "morphs": [],
+                 "recopied": []}
         if last:
             self.final = {name: [float(w[e].max()) for e in range(len(net.groups[name].pools))]
                           for name, w in weights.items()}
         for name, g in net.groups.items():
             for edge, pool in enumerate(list(g.pools)):
                 self._replace_on_edge(net, name, edge, pool, weights[name][edge], keep, stage["morphisms"], last,
-                                      gen, entry["morphs"])
+                                      gen, entry)
         with torch.no_grad():  # 3.2: every cycle starts with a fresh, uniform alpha on every edge
             for g in net.groups.values():
                 g.alpha.zero_()
         self.log.append(entry)
         self.current = {name: [[op.to_json() for op in pool] for pool in g.pools] for name, g in net.groups.items()}
 
-    def _replace_on_edge(self, net, name, edge, pool, weights, keep, n_morphs, last, gen, morphs) -> None:
+    def _recopy(self, name, edge, new_pool, modules, recopied) -> None:
+        """`copy_from_parent: every_cycle`: each kept child whose recorded parent is kept too takes the
+        parent's weights again, through the same morphism, in pool order (a parent before its child)."""
+        parents = self.parents.get(self._key(name, edge), {})
+        index = {op.label(): i for i, op in enumerate(new_pool)}
+        for i, spec in enumerate(new_pool):
+            parent, kind = parents.get(spec.label(), (None, None))
+            if parent not in index or index[parent] >= i:
+                continue
+            p = index[parent]
+            modules[i] = [morph(kind, new_pool[p], module).module for module in modules[p]]
+            self.changes["n_recopied"] += 1
+            recopied.append({"group": name, "edge": edge, "parent": new_pool[p].to_json(), "morphism": kind,
+                             "child": spec.to_json()})
+
+    def _replace_on_edge(self, net, name, edge, pool, weights, keep, n_morphs, last, gen, entry) -> None:
         kept = self._survivors(pool, weights, keep, last)
         cells = net.cells_of(name)
         new_pool = [pool[s] for s in kept]
         modules = {i: [cell.candidate_set(edge).module(s) for cell in cells] for i, s in enumerate(kept)}
+        if self.s["copy_from_parent"] == "every_cycle" and not last:  # no cycle follows the last
+            self._recopy(name, edge, new_pool, modules, entry["recopied"])
+        parents = self.parents.setdefault(self._key(name, edge), {})
         seen = set(self.seen[self._key(name, edge)])
         for _ in range(n_morphs):
             drawn = self._draw_child(pool, kept, weights, {op.label() for op in new_pool}, seen, gen)
             if drawn is None:
                 break
             slot, kind, spec = drawn
-            children = [morph(kind, pool[slot], cell.candidate_set(edge).module(slot)) for cell in cells]
+            children = [morph(kind, pool[slot], module) for module in modules[kept.index(slot)]]
             modules[len(new_pool)] = [c.module for c in children]
             new_pool.append(spec)
             seen.add(spec.label())
+            parents[spec.label()] = [pool[slot].label(), kind]
             exact = children[0].exact
             self.changes["n_morphed"] += 1
             self.changes["n_exact"] += int(exact)
-            morphs.append({"group": name, "edge": edge, "parent": pool[slot].to_json(), "morphism": kind,
-                           "child": spec.to_json(), "exact": exact})
+            entry["morphs"].append({"group": name, "edge": edge, "parent": pool[slot].to_json(), "morphism": kind,
+                                    "child": spec.to_json(), "exact": exact})
         self.changes["n_pruned"] += len(pool) - len(kept)
         self.seen[self._key(name, edge)] = sorted(seen)
         net.set_pool(name, edge, new_pool, modules)
@@ -371,9 +401,9 @@ class PrDarts(SearchPolicy):
     # ---- checkpoints -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"seen": self.seen, "log": self.log, "final": self.final, "batch": self.batch,
-                "stats": self.stats, "changes": self.changes, "current": self.current}
+                "stats": self.stats, "changes": self.changes, "current": self.current, "parents": self.parents}
 
     def load_state_dict(self, state: dict) -> None:
         self.seen, self.log, self.final = state["seen"], state["log"], state["final"]
         self.batch, self.stats, self.changes = state["batch"], state["stats"], state["changes"]
-        self.current = state["current"]
+        self.current, self.parents = state["current"], state["parents"]
