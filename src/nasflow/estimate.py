@@ -122,7 +122,8 @@ def summary(params, root: str | Path | None = None) -> dict:
                                                                   for j in members)})
     return {"profile": params.profile, "searches": searches, "selections": len(study.selected_names()),
             "consistency": len(study.consistency_searches()), "trainings": trainings,
-            "jobs": [j.as_dict() for j in found], "train_source": TRAIN_SOURCE}
+            "jobs": [j.as_dict() for j in found], "published": study.published_jobs(pubs, found),
+            "train_source": TRAIN_SOURCE}
 
 
 def render(found: dict) -> str:

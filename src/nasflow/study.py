@@ -303,6 +303,25 @@ class Study:
             out.append(Job("train", arch_id, dataset, seed, self.recipe_for(arch_id, dataset), role))
         return out
 
+    def published_jobs(self, pubs, jobs: list[Job]) -> list[dict]:
+        """Per row of published.csv, the jobs whose results stand beside its number: the row's published
+        cell trained on its dataset, and the trainings of the searches it names there (for EnTranNAS Table
+        1's child validation error, their consistency jobs). A row no job produces says why (`no_run`)."""
+        import fnmatch
+
+        searched = list(dict.fromkeys(j.name for j in jobs if j.kind == "search"))
+        out = []
+        for _, pub in pubs.iterrows():
+            names = set(fnmatch.filter(searched, pub["nasflow"])) if pub["nasflow"] else set()
+            if pub["metric"] == "child_val_error":
+                found = [j for j in jobs if j.kind == "consistency" and j.name in names]
+            else:
+                found = [j for j in jobs if j.kind == "train" and j.dataset == pub["dataset"]
+                         and (j.name == pub["cell"] or layout.arch_name(j.name) in names)]
+            out.append({"paper": pub["paper"], "table": pub["table"], "row": pub["row"], "dataset": pub["dataset"],
+                        "jobs": [j.as_dict() for j in found], "no_run": pub["no_run"] or None})
+        return out
+
 
 def study_of(params) -> Study:
     """The study of a loaded settings object, built once per object."""

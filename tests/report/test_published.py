@@ -21,7 +21,7 @@ PAPERS = ROOT.parent / "shared" / "papers"
 needs_papers = pytest.mark.skipif(not PAPERS.is_dir(), reason=f"needs the papers' text in {PAPERS}")
 
 COLUMNS = ["paper", "table", "row", "nasflow", "match", "dataset", "metric", "cell", "test_error", "test_error_std", "params_M",
-           "macs_M", "search_gpu_days", "line"]
+           "macs_M", "search_gpu_days", "line", "no_run"]
 NUMBER_FIELDS = ["test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days"]
 PAPER_NAMES = {"asap", "gold-nas", "pr-darts", "entrannas"}
 MATCHES = {"final", "nearest_macs", "nearest_params"}

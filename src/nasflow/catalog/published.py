@@ -21,7 +21,7 @@ PAPER_COLUMNS = ["paper", "paper_table", "paper_row", "paper_test_error", "paper
 
 def published() -> pd.DataFrame:
     with resources.files("nasflow.catalog").joinpath("published.csv").open() as fh:
-        table = pd.read_csv(fh, dtype={"cell": str, "line": str}, keep_default_na=False, na_values={
+        table = pd.read_csv(fh, dtype={"cell": str, "line": str, "no_run": str}, keep_default_na=False, na_values={
             c: [""] for c in ("test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days")})
     return table
 
