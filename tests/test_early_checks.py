@@ -51,3 +51,25 @@ def test_a_variants_own_key_wins_over_its_methods_imagenet_block():
 def test_an_error_in_a_variants_settings_names_the_variant_block():
     with pytest.raises(NasflowError, match=r"search\.variants\.darts-fast\.settings: w_lr_min"):
         _load("search.variants.darts-fast={method: darts, settings: {w_lr: 0.0001}}", "search.names=[darts-fast]")
+
+
+def test_a_transfer_protocol_for_a_dataset_not_transferred_to_or_an_unknown_recipe_is_refused():
+    with pytest.raises(NasflowError, match=r"search\.protocol\.asap\.transfer_by_dataset\.svhn: 'asap' is not "
+                                           r"transferred to svhn"):
+        _load("search.protocol.asap={transfer: [freiburg], transfer_by_dataset: {svhn: {seeds: [0, 1]}}}")
+    with pytest.raises(NasflowError, match=r"transfer_by_dataset\.freiburg\.recipe: 'nope'"):
+        _load("search.protocol.asap={transfer: [freiburg], transfer_by_dataset: {freiburg: {recipe: nope}}}")
+
+
+def test_the_paper_profile_transfers_each_cell_as_its_paper_did():
+    from nasflow.estimate import planned_jobs
+
+    jobs, _ = planned_jobs(load_params(PARAMS, "paper"), ROOT / "no-results-here")
+    transfers = {(j.name, j.dataset): [] for j in jobs if j.role == "transfer"}
+    for j in jobs:
+        if j.role == "transfer":
+            transfers[(j.name, j.dataset)].append((j.seed, j.recipe))
+    assert transfers[("entranas-s0-0", "imagenet")] == [(0, "entranas_imagenet")]        # EnTranNAS 4.3
+    assert [r for _, r in transfers[next(k for k in transfers if k[0].startswith("gold-nas-mu0"))]] == ["gold_nas_imagenet"]
+    assert transfers[("pr-darts-dl-s0-0", "cifar100")] == [(s, "pr_darts_cifar") for s in (0, 1, 2)]  # PR-DARTS 4.3
+    assert transfers[("ASAP", "imagenet")] == [(0, "asap_imagenet")]                      # ASAP's own, as before

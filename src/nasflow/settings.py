@@ -222,6 +222,14 @@ def check_searches(params) -> None:
         where = f"search.protocol.{name}"
         if not _is_search(params, name):
             raise NasflowError(f"{where}: {name!r} is neither a registered method nor a variant")
+        transfer = entry.get("transfer", params["train"]["transfer"]["datasets"])
+        for dataset, own in entry.get("transfer_by_dataset", {}).items():
+            if dataset not in transfer:
+                raise NasflowError(f"{where}.transfer_by_dataset.{dataset}: {name!r} is not transferred to {dataset} "
+                                   f"(its transfer datasets: {', '.join(transfer) or 'none'})")
+            if "recipe" in own and own["recipe"] not in params["train"]["recipes"]:
+                raise NasflowError(f"{where}.transfer_by_dataset.{dataset}.recipe: {own['recipe']!r} is not a recipe "
+                                   "under train.recipes")
         select = entry.get("select", "all")
         if isinstance(select, str):
             if select != "all":

@@ -41,6 +41,7 @@ class SearchName:
     retrain_dataset: str
     reported: str                    # final | last_5_mean (PR-DARTS 4.1: the mean of the last five epochs)
     transfer: tuple[str, ...]        # where its final cells go
+    transfer_by_dataset: dict        # dataset -> the paper's own {recipe, seeds, reported} for that transfer
 
     @property
     def declared(self):
@@ -110,7 +111,8 @@ class Study:
             retrain_seeds=tuple(entry.get("retrain_seeds", train["seeds"])),
             retrain_dataset=entry.get("retrain_dataset", train["dataset"]),
             reported=entry.get("reported", "final"),
-            transfer=tuple(entry.get("transfer", train["transfer"]["datasets"])))
+            transfer=tuple(entry.get("transfer", train["transfer"]["datasets"])),
+            transfer_by_dataset=dict(entry.get("transfer_by_dataset", {})))
 
     def _method_settings(self, name: str, method: str, variant: dict | None) -> dict:
         """The common `search:` keys, then the block the method's settings come from (`settings_from`:
@@ -194,7 +196,7 @@ class Study:
         if stage == "short-retrain":
             return train["selection_recipe"]
         if dataset != self.retrain_dataset_of(arch_id):
-            return train["transfer"]["recipe_by_dataset"].get(dataset, train["transfer"]["recipe"])
+            return self.transfer_run(arch_id, dataset)[0]
         if train["common_recipe"]:
             return train["recipe"]
         name = layout.arch_name(arch_id)
@@ -211,7 +213,20 @@ class Study:
             names += [*train["recipe_by_search"].values(), *train["recipe_by_cell"].values()]
         if self.selected_names():
             names.append(train["selection_recipe"])
+        names += [own["recipe"] for n in self.names for own in self.search_name(n).transfer_by_dataset.values()
+                  if "recipe" in own]
         return list(dict.fromkeys(names))
+
+    def transfer_run(self, arch_id: str, dataset: str) -> tuple[str, tuple[int, ...], str]:
+        """A transfer's recipe, seeds and reported statistic: the search name's protocol
+        `transfer_by_dataset.<dataset>` where it gives them (the paper that transferred the cell: EnTranNAS
+        4.3, GOLD-NAS C.1, PR-DARTS 4.3), else ASAP's protocol (4.3): one recipe for every cell
+        (train.transfer, a dataset's own where recipe_by_dataset names one), train.seeds, the final error."""
+        transfer = self.params["train"]["transfer"]
+        recipe = transfer["recipe_by_dataset"].get(dataset, transfer["recipe"])
+        name = None if arch_id in transfer["cells"] else layout.arch_name(arch_id)
+        own = self.search_name(name).transfer_by_dataset.get(dataset, {}) if name else {}
+        return own.get("recipe", recipe), tuple(own.get("seeds", self.train_seeds)), own.get("reported", "final")
 
     # --- trainings, fanned out from the searches' results ------------------------------------------
     def short_retrain_jobs(self, name: str, archs_of: Callable[[str, int], list[dict]]) -> list[tuple[str, str, int]]:
@@ -260,11 +275,11 @@ class Study:
 
     def training_jobs(self, searched: list[dict]) -> list[tuple[str, str, int]]:
         """(arch_id, dataset, seed) of every retraining (each name's protocol: its dataset and seeds;
-        train.retrain_cells: train.dataset and train.seeds) and transfer run (train.seeds)."""
+        train.retrain_cells: train.dataset and train.seeds) and transfer run (`transfer_run`'s seeds)."""
         out = [(a["id"], self.search_name(a["method"]).retrain_dataset, s)
                for a in searched for s in self.search_name(a["method"]).retrain_seeds]
         out += [(cell, self.train_dataset, s) for cell in self.retrain_cells for s in self.train_seeds]
-        out += [(arch_id, d, s) for arch_id, d in self.transfer_jobs(searched) for s in self.train_seeds]
+        out += [(arch_id, d, s) for arch_id, d in self.transfer_jobs(searched) for s in self.transfer_run(arch_id, d)[1]]
         return list(dict.fromkeys(out))
 
     # --- data -------------------------------------------------------------------------------------

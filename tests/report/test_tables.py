@@ -259,3 +259,35 @@ def test_each_pr_darts_search_sits_beside_its_spaces_row_nearest_in_parameters(p
     t2 = tables["table2"].set_index("architecture")
     assert t2.loc["pr-darts-dl-s1-0", "paper_cifar100_error"] == 15.53  # DL2 on CIFAR-100
     assert t2.loc["pr-darts-dl-s0-0", "delta_cifar100"] == pytest.approx(17.0 - 17.37)
+
+
+def test_a_transfer_is_trained_and_reported_as_the_paper_that_transferred_it(params_file, tmp_path):
+    """PR-DARTS Table 3's CIFAR-100 column: the protocol's transfer_by_dataset gives the transfer its own
+    recipe, three runs and the mean of each run's last five epochs; the published cells keep ASAP's one run."""
+    own = "{cifar100: {recipe: darts_cifar, seeds: [0, 1, 2], reported: last_5_mean}}"
+    params = load_params(params_file, overrides=[
+        "search.names=[pr-darts-dl]", "search.seeds=[0]", "train.seeds=[0]", "train.transfer.datasets=[cifar100]",
+        "train.transfer.cells=[DARTS_V2]",
+        f"search.protocol={{pr-darts-dl: {{transfer: [cifar100], transfer_by_dataset: {own}}}}}"])
+    from nasflow.study import study_of
+
+    study = study_of(params)
+    assert study.transfer_run("pr-darts-dl-s0-0", "cifar100") == ("darts_cifar", (0, 1, 2), "last_5_mean")
+    assert study.transfer_run("DARTS_V2", "cifar100") == (params["train"]["transfer"]["recipe"], (0,), "final")
+    root = tmp_path / "tree"
+    arch_id = "pr-darts-dl-s0-0"
+    _write(root / "results/search/pr-darts-dl/seed0/genotype.json", DARTS_V2)
+    _write(root / "results/search/pr-darts-dl/seed0/architectures.json",
+           [{"id": arch_id, "genotype": "genotype.json", "macs_M": 500.0, "macs": 500_000_000, "params_M": 3.1, "epoch": 100}])
+    _write(root / "results/search/pr-darts-dl/seed0/search.json", {"seconds": 86400.0, "device": "GPU"})
+    _write(root / "results/consistency/pr-darts-dl/seed0.json", {"supernet_error": 20.0, "child_error": 30.0, "error_gap": 10.0})
+    _write(root / f"results/train/{arch_id}/cifar10/seed0/metrics.json", {"top1_error": 3.0, "params_M": 3.1, "macs_M": 500.0})
+    for seed in (0, 1, 2):  # final errors 20, 21, 22; last five epochs 16..20 + seed: means 18, 19, 20
+        folder = root / f"results/train/{arch_id}/cifar100/seed{seed}"
+        _write(folder / "metrics.json", {"top1_error": 20.0 + seed, "params_M": 3.1, "macs_M": 500.0})
+        pd.DataFrame({"epoch": range(1, 11), "top1_error": [30.0 + seed] * 5 + [16.0 + seed + i for i in range(5)]}
+                     ).to_csv(folder / "history.csv", index=False)
+    _write(root / "results/train/DARTS_V2/cifar100/seed0/metrics.json", {"top1_error": 17.5, "params_M": 3.3, "macs_M": 530.0})
+    t2 = build_tables(params, root)["table2"].set_index("architecture")
+    assert t2.loc[arch_id, "cifar100_error"] == pytest.approx(19.0)  # the mean over three runs of last-five means
+    assert t2.loc["DARTS_V2", "cifar100_error"] == pytest.approx(17.5)

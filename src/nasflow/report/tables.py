@@ -129,7 +129,8 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     rows2 = {}
     for arch_id, d in planned:  # a cell not transferred to a dataset leaves its column empty
         row = rows2.setdefault(arch_id, {"architecture": arch_id})
-        row[f"{d}_error"] = _mean_std([m["top1_error"] for m in _metrics(root, arch_id, d, seeds)])[0]
+        _, transfer_seeds, reported = study.transfer_run(arch_id, d)
+        row[f"{d}_error"] = _mean_std([m["top1_error"] for m in _metrics(root, arch_id, d, transfer_seeds, reported)])[0]
     rows2 = list(rows2.values())
     table1 = published.beside(pd.DataFrame(rows1, columns=[*TABLE1, "final"]), "test_error_mean").drop(columns="final")
     table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
