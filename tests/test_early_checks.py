@@ -73,3 +73,19 @@ def test_the_paper_profile_transfers_each_cell_as_its_paper_did():
     assert [r for _, r in transfers[next(k for k in transfers if k[0].startswith("gold-nas-mu0"))]] == ["gold_nas_imagenet"]
     assert transfers[("pr-darts-dl-s0-0", "cifar100")] == [(s, "pr_darts_cifar") for s in (0, 1, 2)]  # PR-DARTS 4.3
     assert transfers[("ASAP", "imagenet")] == [(0, "asap_imagenet")]                      # ASAP's own, as before
+
+
+def test_nasflow_count_counts_a_cell_in_a_recipes_network(cli):
+    """The original DARTS NetworkImageNet: 4.719 M parameters, 529.9 M MACs; ASAP's ImageNet network is
+    under 4.3's 600 M only with its stem's three reductions (docs/methods.md)."""
+    import json
+
+    res = cli("count", "--genotype", "DARTS_V2", "--recipe", "darts_imagenet", "--dataset", "imagenet",
+              "--profile", "paper", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"params_M": 4.719, "macs_M": 529.9}
+    res = cli("count", "--genotype", "ASAP", "--recipe", "asap_imagenet", "--dataset", "imagenet", "--profile", "paper",
+              "--json")
+    assert json.loads(res.stdout)["macs_M"] < 600
+    res = cli("count", "--genotype", "ASAP", "--recipe", "asap_imagenet", "--channels", "40", "--dataset", "imagenet")
+    assert res.returncode == 2 and "--recipe gives the network's channels" in res.stderr

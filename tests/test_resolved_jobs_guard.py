@@ -45,9 +45,21 @@ def _added(kind: str, job: dict) -> dict:
     return {**job, "settings": {**job["settings"], **ADDED_PR_DARTS}}
 
 
+# Recipe values changed on purpose since the fixture was written (recipe -> {key: value now}).
+# Issue 26: ASAP's ImageNet network takes 224 to 28 ("3 reductions", under 4.3's 600 M MACs; docs/methods.md).
+CHANGED_RECIPES = {"asap_imagenet": {"stem_reductions": 3}}
+
+
+def _recipe_changed(job: dict) -> dict:
+    recipe = job.get("recipe")
+    if not isinstance(recipe, dict) or recipe.get("name") not in CHANGED_RECIPES:
+        return job
+    return {**job, "recipe": {**recipe, **CHANGED_RECIPES[recipe["name"]]}}
+
+
 def recorded_as_now(kind: str, job: dict) -> dict:
-    """A recorded job with the renames and the additions above applied."""
-    return _added(kind, _renamed(kind, job))
+    """A recorded job with the renames, additions and recipe changes above applied."""
+    return _recipe_changed(_added(kind, _renamed(kind, job)))
 
 
 def snapshot(profile: str) -> dict:

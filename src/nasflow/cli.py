@@ -55,16 +55,24 @@ def _positive(text: str) -> int:
 # ---- verbs ---------------------------------------------------------------------------------------
 
 def cmd_count(args) -> None:
-    from nasflow.space.counting import count_network
+    from nasflow.space.counting import count_network, recipe_network
     from nasflow.space.genotype import load_genotype
+    from nasflow.study import study_of
 
     genotype = load_genotype(args.genotype)
-    result = count_network(genotype, args.channels, args.layers, args.dataset)
+    if args.recipe:
+        if args.channels or args.layers:
+            raise NasflowError("nasflow count: --recipe gives the network's channels and layers; drop --channels/--layers")
+        network = recipe_network(study_of(_params(args)).recipe_settings(args.recipe), args.dataset)
+    else:
+        network = {"channels": args.channels or 36, "layers": args.layers or 20, "dataset": args.dataset}
+    result = count_network(genotype, **network)
     if args.json:
         print(json.dumps(result))
     else:
+        shape = ", ".join(f"{k}={v}" for k, v in network.items() if k != "dataset")
         print(f"{genotype.name or args.genotype}: {result['params_M']:.3f} M params, "
-              f"{result['macs_M']:.1f} M MACs ({args.dataset}, C={args.channels}, L={args.layers})")
+              f"{result['macs_M']:.1f} M MACs ({args.dataset}, {shape})")
 
 
 def cmd_draw(args) -> None:
@@ -294,10 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("count", help="parameters and MACs of a cell's evaluation network")
     p.add_argument("--genotype", required=True, help="a published cell name (see `nasflow zoo`) or a JSON file")
-    p.add_argument("--channels", type=_positive, default=36)
-    p.add_argument("--layers", type=_positive, default=20)
+    p.add_argument("--channels", type=_positive, default=None, help="default 36 (or the recipe's)")
+    p.add_argument("--layers", type=_positive, default=None, help="default 20 (or the recipe's)")
     p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--recipe", default=None, help="count the network this recipe of train.recipes trains the cell in "
+                   "(its channels, layers, SE, stem)")
     p.add_argument("--json", action="store_true", help='print {"params_M": ..., "macs_M": ...}')
+    _settings_flags(p)
     p.set_defaults(func=cmd_count)
 
     p = verbs.add_parser("draw", help="draw a genotype's cells to PNG or SVG")

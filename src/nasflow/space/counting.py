@@ -28,9 +28,9 @@ def count_params(module: nn.Module, exclude_prefix: str = "auxiliary") -> int:
 
 
 def evaluation_network(genotype: Genotype, channels: int, layers: int, dataset: str = "cifar10",
-                       auxiliary: bool = False, **extra) -> nn.Module:
+                       auxiliary: bool = False, style: str | None = None, **extra) -> nn.Module:
     info = dataset_info(dataset)
-    return build_network(genotype, info.style, c=channels, layers=layers, num_classes=info.num_classes,
+    return build_network(genotype, style or info.style, c=channels, layers=layers, num_classes=info.num_classes,
                          in_channels=info.channels, image_size=info.image_size, auxiliary=auxiliary, **extra)
 
 
@@ -50,6 +50,15 @@ def rounded(exact: dict) -> dict:
 def count_network(genotype: Genotype, channels: int, layers: int, dataset: str = "cifar10", **extra) -> dict:
     """{"params_M", "macs_M"} of the evaluation network on one image of `dataset`."""
     return rounded(count_exact(genotype, channels, layers, dataset, **extra))
+
+
+def recipe_network(recipe: dict, dataset: str) -> dict:
+    """The network a recipe trains a cell in on `dataset`, as keyword arguments of count_network: its
+    channels, layers, SE and style, and on an ImageNet-style network its stem's reductions."""
+    style = recipe["style"] or dataset_info(dataset).style
+    extra = {"stem_reductions": recipe["stem_reductions"]} if style == "imagenet" else {}
+    return {"channels": recipe["channels"], "layers": recipe["layers"], "dataset": dataset, "style": style,
+            "se_ratio": recipe["se_ratio"], **extra}
 
 
 def architecture_entry(genotype: Genotype, channels: int, layers: int, dataset: str) -> dict:
