@@ -3,7 +3,8 @@ and no two modules import each other, directly or through others. Lowest first:
 
 foundations   errors, io, locks, faults, progress, gpus, schema_check, and track (the one MLflow module,
               which the compute layer logs through)
-catalog       the torch-free declarations: methods, datasets, ops, published cells and numbers
+catalog       the torch-free declarations: methods, datasets, ops, genotypes, published cells and numbers,
+              sizes by formula
 settings      the loader and its schema, built from the catalog
 planning      study, jobs, layout, estimate, selection: what runs, resolved once; never the compute layer
 compute       runtime, space, data, search, train (torch)

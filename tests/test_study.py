@@ -58,7 +58,7 @@ def _stand_in_results(workdir: Path, profile: str, selections: bool) -> None:
     from nasflow import layout
     from nasflow.estimate import planned_jobs
     from nasflow.settings import load_params
-    from nasflow.space.genotype import zoo_genotype
+    from nasflow.catalog.genotype import zoo_genotype
     from nasflow.study import study_of
 
     params = load_params(workdir / "params.yaml", profile)

@@ -56,7 +56,7 @@ def _positive(text: str) -> int:
 
 def cmd_count(args) -> None:
     from nasflow.space.counting import count_network, recipe_network
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
     from nasflow.study import study_of
 
     genotype = load_genotype(args.genotype)
@@ -77,14 +77,14 @@ def cmd_count(args) -> None:
 
 def cmd_draw(args) -> None:
     from nasflow.space.draw import draw_genotype
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
 
     print(draw_genotype(load_genotype(args.genotype), args.out))
 
 
 def cmd_zoo(args) -> None:
     from nasflow.catalog.cells import zoo_entries
-    from nasflow.space.genotype import zoo_genotype
+    from nasflow.catalog.genotype import zoo_genotype
 
     entries = zoo_entries()
     if args.json:

@@ -5,34 +5,50 @@ The jobs are the study's (nasflow.study), the list Snakemake schedules. Searches
 ends: a search whose architectures.json exists under `root` fans out as it did, one that has not run yet
 by stand-ins (one cell per search, or for a front the number of points the paper published for it:
 GOLD-NAS six per front; a `best_of` selection not yet made keeps its first seed). Costs come from the
-papers' published figures, scaled by epochs (and for trainings by training images):
+papers' published figures, scaled by epochs, and for trainings by the work each one does:
 - a search: its paper's search GPU-days (published.csv, the row naming the search or its method) times
-  these settings' epochs over the paper settings' (params.yaml without a profile);
-- a training: GOLD-NAS B.1's "0.3-1.2 days on one V100" per 600-epoch CIFAR-10 retraining (0.75 taken),
-  and for ImageNet-style networks C.1's "around 3 days on eight V100" per 250 epochs, both per image-epoch.
+  these settings' epochs over the paper settings' (params.yaml without a profile). A super-net that holds
+  the whole DAG in more cells than its paper's (EnTranNAS's `engine_cells`) moves towards DARTS's published
+  cost in proportion to the extra Engine cells: with every cell an Engine cell it is DARTS's super-net
+  (EnTranNAS Table 1, "all (DARTS)");
+- a training: epochs x training images x the MACs of its network (the recipe's layers, channels, stem,
+  stem_reductions and SE around its cell, at the dataset's image size; nasflow.catalog.sizes, no torch)
+  x an hour rate per MAC-image-epoch. The rate is GOLD-NAS's figures divided by the MACs of the networks
+  they timed: B.1's "0.3-1.2 days on one V100" per 600-epoch CIFAR-10 retraining (0.75 taken) over the
+  middle of its CIFAR-10 front (245-546 M, Table 1), and for ImageNet-style networks C.1's "around 3 days on
+  eight V100" per 250 epochs over the mean of its ImageNet networks (X, Y, Z, Z-tr: 578-590 M, Table 2).
+  The cell: a published one by its zoo name, a searched one from its genotype file once the search has
+  ended, else the published cell published.csv pairs with its search or method, else plan.stand_in_cell.
 These are different GPUs (GTX 1080 Ti, V100) and networks of different sizes: an order of magnitude.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from nasflow import layout
 from nasflow.catalog.datasets import dataset_info
+from nasflow.catalog.genotype import load_genotype
+from nasflow.catalog.sizes import network_cost
 from nasflow.errors import NasflowError
 from nasflow.study import Job, stand_in_architectures, study_of
 
+# GOLD-NAS's timings, per image-epoch of the networks they timed (whose MACs `anchor_macs` reads)
 CIFAR_HOURS_PER_IMAGE_EPOCH = 0.75 * 24 / (600 * 50_000)          # GOLD-NAS B.1
 IMAGENET_HOURS_PER_IMAGE_EPOCH = 3 * 8 * 24 / (250 * 1_281_167)   # GOLD-NAS C.1
-TRAIN_SOURCE = ("GOLD-NAS B.1 (0.3-1.2 V100-days per 600-epoch CIFAR-10 retraining) and C.1 (about 3 days on "
-                "8 V100 per 250-epoch ImageNet training), per image-epoch")
+HOURS_PER_IMAGE_EPOCH = {"cifar": CIFAR_HOURS_PER_IMAGE_EPOCH, "imagenet": IMAGENET_HOURS_PER_IMAGE_EPOCH}
+TRAIN_SOURCE = ("GOLD-NAS B.1 (0.3-1.2 V100-days per 600-epoch CIFAR-10 retraining, its front 245-546 M MACs) "
+                "and C.1 (about 3 days on 8 V100 per 250-epoch ImageNet training, its networks 578-590 M MACs), "
+                "per MAC-image-epoch")
 
 
-def _published_search_days(pubs: pd.DataFrame, entry) -> tuple[float | None, str]:
-    """The first published search cost of the name, else of its method (a Kendall variant)."""
-    for key in (entry.name, entry.method):
+def _published_search_days(pubs: pd.DataFrame, keys) -> tuple[float | None, str]:
+    """The first published search cost of the first key that has one (a name, then its method)."""
+    for key in keys:
         rows = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(key, p)) & pubs["search_gpu_days"].notna()]
         if not rows.empty:
             row = rows.iloc[0]
@@ -40,17 +56,89 @@ def _published_search_days(pubs: pd.DataFrame, entry) -> tuple[float | None, str
     return None, "no published search cost"
 
 
-def _train_hours(study, recipe: str, dataset: str) -> float:
-    r = study.recipe_settings(recipe)
-    info = dataset_info(dataset)
+def engine_cell_count(settings: dict) -> int:
+    """How many of the super-net's cells hold the whole DAG under `engine_cells` (the count
+    nasflow.search.policies.entranas.engine_cell_indices selects, per cell type)."""
+    layers = settings["layers"]
+    reductions = {layers // 3, 2 * layers // 3}
+    per_type = [layers - len(reductions), len(reductions)]
+    mode = settings["engine_cells"]
+    take = {"first": lambda n: 1, "last": lambda n: 1, "half": lambda n: math.ceil(n / 2), "all": lambda n: n}[mode]
+    return sum(take(n) for n in per_type if n)
+
+
+def _search_days(pubs: pd.DataFrame, entry, paper_entry) -> tuple[float | None, str]:
+    """A search's published GPU-days (before the epoch scaling), moved towards DARTS's where its super-net
+    holds the whole DAG in more cells than the paper's (EnTranNAS `engine_cells`: all is DARTS's super-net)."""
+    days, source = _published_search_days(pubs, (entry.name, entry.method))
+    if days is None or "engine_cells" not in entry.settings:
+        return days, source
+    layers = entry.settings["layers"]
+    engines = engine_cell_count(entry.settings)
+    published = engine_cell_count({**paper_entry.settings, "layers": layers})
+    if engines == published or layers == published:
+        return days, source
+    darts_days, darts_source = _published_search_days(pubs, ("darts",))
+    share = (engines - published) / (layers - published)
+    return (days + (darts_days - days) * share,
+            f"{source} + {share:.3g} x ({darts_source} - it) (Engine cells {engines} of {layers}, the paper's "
+            f"{published}; all: DARTS's super-net)")
+
+
+def anchor_macs(pubs: pd.DataFrame) -> dict[str, float]:
+    """Millions of MACs of the networks GOLD-NAS timed, per network style: the middle of its CIFAR-10 front
+    (Table 1, as 0.75 days is the middle of 0.3-1.2) and the mean of its ImageNet networks (Table 2)."""
+    paper = pubs[(pubs["paper"] == "gold-nas") & pubs["macs_M"].notna()]
+    front = paper[(paper["table"] == "Table 1") & (paper["match"] == "nearest_macs") & (paper["dataset"] == "cifar10")]
+    imagenet = paper[(paper["table"] == "Table 2") & (paper["nasflow"] == "gold-nas-imagenet")]
+    if front.empty or imagenet.empty:
+        raise NasflowError("published.csv lacks GOLD-NAS's Table 1 front or Table 2 ImageNet MACs, which anchor "
+                           "the training estimate")
+    return {"cifar": (front["macs_M"].min() + front["macs_M"].max()) / 2, "imagenet": float(imagenet["macs_M"].mean())}
+
+
+def hours_per_mac_image_epoch(style: str, pubs: pd.DataFrame) -> float:
+    return HOURS_PER_IMAGE_EPOCH[style] / (anchor_macs(pubs)[style] * 1e6)
+
+
+def stand_in_cell(pubs: pd.DataFrame, entry, fallback: str) -> str:
+    """The published cell that stands for a search's cell before it has ended: the one published.csv pairs
+    with its name, else its method, else `fallback` (plan.stand_in_cell)."""
+    for key in (entry.name, entry.method):
+        rows = pubs[pubs["nasflow"].map(lambda p: fnmatch.fnmatch(key, p)) & pubs["cell"].notna()
+                    & (pubs["cell"] != "")]
+        if not rows.empty:
+            return str(rows.iloc[0]["cell"])
+    return fallback
+
+
+def _training_images(r: dict, info) -> float:
     images = info.train_images
     if r["train_subset_per_class"]:
         images = min(images, r["train_subset_per_class"] * info.num_classes)
     if r["holdout_fraction"]:
         images *= 1 - r["holdout_fraction"]
-    style = r["style"] or info.style
-    rate = IMAGENET_HOURS_PER_IMAGE_EPOCH if style == "imagenet" else CIFAR_HOURS_PER_IMAGE_EPOCH
-    return r["epochs"] * images * rate
+    return images
+
+
+def network_macs(study, genotype_ref, recipe: str, dataset: str) -> int:
+    """MACs on one image of the network a training builds: the cell in the recipe's network (layers,
+    channels, stem style and stem_reductions, SE, cell output) at the dataset's image size."""
+    r, info = study.recipe_settings(recipe), dataset_info(dataset)
+    genotype = load_genotype(genotype_ref)
+    if r["cell_output"]:
+        genotype = dataclasses.replace(genotype, cell_output=r["cell_output"])
+    return network_cost(genotype, r["style"] or info.style, r["channels"], r["layers"], info.num_classes,
+                        info.channels, info.image_size, stem_reductions=r["stem_reductions"],
+                        se_ratio=r["se_ratio"])["macs"]
+
+
+def training_hours(study, genotype_ref, recipe: str, dataset: str, pubs: pd.DataFrame) -> tuple[float, int]:
+    """(GPU-hours, MACs per image) of one training: epochs x training images x MACs x the style's rate."""
+    r, info = study.recipe_settings(recipe), dataset_info(dataset)
+    macs = network_macs(study, genotype_ref, recipe, dataset)
+    rate = hours_per_mac_image_epoch(r["style"] or info.style, pubs)
+    return r["epochs"] * _training_images(r, info) * macs * rate, macs
 
 
 def _points_per_search(pubs: pd.DataFrame, entry) -> int:
@@ -83,6 +171,22 @@ def planned_jobs(params, root: str | Path | None = None, pubs: pd.DataFrame | No
     return study.jobs(stand_in_architectures(root, points.__getitem__), chosen), estimated
 
 
+def genotype_of(study, arch_id: str, root: Path, pubs: pd.DataFrame) -> str | Path:
+    """What a training's cell is for the estimate: a published cell's zoo name, a searched cell's genotype
+    file where its search has ended, else its stand-in (`stand_in_cell`)."""
+    name = layout.arch_name(arch_id)
+    if name is None:
+        return arch_id
+    seed = int(layout.SEARCHED_ID.match(arch_id)["seed"])
+    made = root / layout.search_dir(name, seed) / "architectures.json"
+    if made.is_file():
+        for entry in layout.read_architectures(made):
+            path = root / layout.search_dir(name, seed) / entry["genotype"]
+            if entry["id"] == arch_id and path.is_file():
+                return path
+    return stand_in_cell(pubs, study.search_name(name), study.params["plan"]["stand_in_cell"])
+
+
 def summary(params, root: str | Path | None = None) -> dict:
     from nasflow.catalog.published import published
     from nasflow.settings import load_params
@@ -91,6 +195,7 @@ def summary(params, root: str | Path | None = None) -> dict:
     base_file = params.base_dir / "params.yaml"
     paper_study = study_of(load_params(base_file, "base")) if base_file.is_file() else study
     found, estimated = planned_jobs(params, root, pubs)
+    root = Path(root) if root is not None else params.base_dir
     searches = []
     for name in study.names:
         entry = study.search_name(name)
@@ -98,7 +203,11 @@ def summary(params, root: str | Path | None = None) -> dict:
             base_epochs = paper_study.search_name(name).settings["epochs"]
         except NasflowError:  # a variant only this profile defines
             base_epochs = entry.settings["epochs"]
-        days, source = _published_search_days(pubs, entry)
+        try:
+            paper_entry = paper_study.search_name(entry.method)
+        except NasflowError:
+            paper_entry = entry
+        days, source = _search_days(pubs, entry, paper_entry)
         scale = entry.settings["epochs"] / base_epochs
         searches.append({"name": name, "method": entry.method, "dataset": entry.dataset,
                          "searches": len(entry.seeds), "epochs": entry.settings["epochs"],
@@ -112,18 +221,29 @@ def summary(params, root: str | Path | None = None) -> dict:
         stage = {"retrain": "retrain", "transfer": "transfer", "selection": "short-retrain"}[job.role]
         key = (stage, "" if stage == "transfer" else what, job.dataset, job.recipe)
         groups.setdefault(key, []).append(job)
-    trainings = []
+    trainings, costs = [], {}
     for (stage, what, dataset, recipe), members in groups.items():
         if stage == "transfer":
             what = f"{len({j.name for j in members})} cells"
+        priced = []
+        for j in members:
+            cell = genotype_of(study, j.name, root, pubs)
+            key = (str(cell), recipe, dataset)
+            if key not in costs:  # one count per (cell, recipe, dataset)
+                costs[key] = training_hours(study, cell, recipe, dataset, pubs)
+            priced.append(costs[key])
         trainings.append({"stage": stage, "what": what, "dataset": dataset, "recipe": recipe, "jobs": len(members),
-                          "gpu_hours": round(len(members) * _train_hours(study, recipe, dataset), 2),
+                          "macs_M": round(sum(m for _, m in priced) / len(priced) / 1e6, 1),
+                          "gpu_hours": round(sum(h for h, _ in priced), 2),
                           "estimate": stage == "retrain" and any((layout.arch_name(j.name) or "") in estimated
                                                                   for j in members)})
+    anchors = anchor_macs(pubs)
+    rates = {style: {"hours_per_image_epoch": HOURS_PER_IMAGE_EPOCH[style], "anchor_macs_M": anchors[style],
+                     "hours_per_mac_image_epoch": hours_per_mac_image_epoch(style, pubs)} for style in anchors}
     return {"profile": params.profile, "searches": searches, "selections": len(study.selected_names()),
             "consistency": len(study.consistency_searches()), "trainings": trainings,
             "jobs": [j.as_dict() for j in found], "published": study.published_jobs(pubs, found),
-            "train_source": TRAIN_SOURCE}
+            "train_source": TRAIN_SOURCE, "train_rates": rates}
 
 
 def render(found: dict) -> str:
@@ -141,6 +261,8 @@ def render(found: dict) -> str:
         lines += ["", f"{stage}: {int(rows['jobs'].sum())} jobs ({label}), "
                       f"{rows['gpu_hours'].sum():.1f} GPU-hours",
                   rows.drop(columns=["stage", "estimate"]).to_string(index=False)]
+    lines += ["", "macs_M: the mean MACs per image of the stage's networks (the recipe's network around each cell "
+                  "at the dataset's image size; a cell not yet searched: its stand-in)"]
     total = searches["gpu_hours"].sum() + trainings["gpu_hours"].sum()
     lines += ["", f"total: about {total:.0f} GPU-hours ({total / 24:.1f} GPU-days); training costs from "
                   f"{found['train_source']}; different GPUs and network sizes: an order of magnitude"]

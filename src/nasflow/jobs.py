@@ -67,7 +67,7 @@ def search_inputs(data: dict, declared, name: str, seed: int, settings: dict) ->
 def genotype_content(ref) -> dict:
     """The genotype a training reads, as JSON: a published cell's entry or a file's content (a parsed
     Genotype or JSON object is taken as it is)."""
-    if hasattr(ref, "to_json"):  # a parsed Genotype (nasflow.space.genotype)
+    if hasattr(ref, "to_json"):  # a parsed Genotype (nasflow.catalog.genotype)
         return ref.to_json()
     return genotype_source(ref)[0]
 

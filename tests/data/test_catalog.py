@@ -13,12 +13,11 @@ from nasflow.catalog import datasets
 from nasflow.catalog.datasets import Dataset
 from nasflow.data import formats
 from nasflow.errors import NasflowError
-from nasflow.estimate import CIFAR_HOURS_PER_IMAGE_EPOCH
 
 CLASSES = ["circle", "square", "stripe"]
 SIZE, TRAIN_PER_CLASS, TEST_PER_CLASS = 16, 8, 2
 EPOCHS = 1
-PLAN_EPOCHS = 100_000  # so that the estimate's hours, rounded to 0.01, show the declared image count
+PLAN_EPOCHS = 10_000_000  # so that the estimate's hours, rounded to 0.01, show the declared image count
 
 
 def _image_tree(root, splits):
@@ -98,8 +97,10 @@ def test_a_registered_dataset_prepares_trains_and_is_planned(tiles, tmp_path, ca
     assert set(rows) == {"tiles", "tiles-folders"}
     for d in tiles:  # the declared image count, not a fallback
         assert rows[d.name]["recipe"] == "tiny" and rows[d.name]["jobs"] > 0
-        assert rows[d.name]["gpu_hours"] == round(rows[d.name]["jobs"] * PLAN_EPOCHS * d.train_images
-                                                  * CIFAR_HOURS_PER_IMAGE_EPOCH, 2)
+        # per MAC-image-epoch, the MACs counted at its 16 px (macs_M is rounded to 0.1 M)
+        per_mac = rows[d.name]["jobs"] * PLAN_EPOCHS * d.train_images * 1e6 * found["train_rates"]["cifar"]["hours_per_mac_image_epoch"]
+        assert rows[d.name]["gpu_hours"] == pytest.approx(rows[d.name]["macs_M"] * per_mac, abs=0.05 * per_mac)
+        assert 0 < rows[d.name]["macs_M"] < 10, rows[d.name]  # the tiny recipe's network
 
 
 def test_storage_decides_what_a_job_reads(tiles, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from nasflow.report.tables import build_tables, write_tables
 from nasflow.settings import load_params
-from nasflow.space.genotype import load_genotype
+from nasflow.catalog.genotype import load_genotype
 
 # method -> seed -> [(arch macs_M, retrained top1 errors per training seed)]
 SEARCHES = {

@@ -139,7 +139,7 @@ def _settings(smoke_params):
 
 @pytest.mark.slow
 def test_smoke_search_yields_a_front_with_falling_macs(gold_run, smoke_params):
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
 
     s = _settings(smoke_params)
     entries = json.loads((gold_run / "architectures.json").read_text())
@@ -233,7 +233,7 @@ def test_imagenet_block_is_laid_over_only_for_imagenet_style_datasets(params_fil
 @pytest.mark.slow
 def test_imagenet_style_search_on_imagenette64(smoke_params, tmp_path):
     from conftest import SHARED_DATASETS, run_cli
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
 
     if not (SHARED_DATASETS / "imagenette64-subset-jpeg.npz").is_file():
         pytest.skip("needs ../shared/datasets")

@@ -19,7 +19,7 @@ from nasflow.search.policies.pr_darts import (PrDarts, fitting_batch_size, grown
 from nasflow.search.supernet import SpaceConfig, Supernet
 from nasflow.settings import load_params
 from nasflow.space.counting import count_network
-from nasflow.space.genotype import load_genotype, parse_genotype, zoo_genotype
+from nasflow.catalog.genotype import load_genotype, parse_genotype, zoo_genotype
 from nasflow.catalog.ops import Limits
 from nasflow.space.morphisms import (MORPHISMS, TRUE_MORPHISMS, available, child_spec, morph,
                                      reachable)

@@ -7,9 +7,10 @@ import torch
 
 from nasflow.space.counting import count_network, measured_macs, count_params
 from nasflow.catalog.cells import zoo_entries
-from nasflow.space.genotype import load_genotype, zoo_genotype
+from nasflow.catalog.genotype import load_genotype, zoo_genotype
 from nasflow.catalog.ops import PRIMITIVES, OpSpec
-from nasflow.space.ops import analytic_cost, build_op, factorized_reduce_cost
+from nasflow.catalog.sizes import analytic_cost, factorized_reduce_cost, network_cost
+from nasflow.space.ops import build_op
 from nasflow.space.ops import FactorizedReduce
 
 REFERENCED = [n for n, e in zoo_entries().items() if e.get("reference_params_M") is not None]
@@ -82,3 +83,35 @@ def test_other_datasets_change_the_counts_but_not_the_params_of_cells():
     assert freiburg["params_M"] > cifar["params_M"]  # only the 25-way classifier differs
     assert fmnist["params_M"] < cifar["params_M"]  # grey stem
     assert fmnist["macs_M"] < cifar["macs_M"]
+
+
+@pytest.mark.parametrize("cell,dataset,channels,layers,extra,output", [
+    ("DARTS_V2", "cifar10", 8, 5, {}, None),
+    ("ASAP", "freiburg", 6, 6, {}, "conv1x1"),
+    ("PR_DARTS_DL1", "fashion-mnist", 4, 5, {}, "mean"),
+    ("DARTS_V1", "imagenet", 8, 5, {"stem_reductions": 3}, None),
+    ("ASAP", "imagenet", 6, 4, {"stem_reductions": 2, "se_ratio": 4}, "conv1x1"),
+    ("PDARTS", "imagenette64", 8, 6, {"stem_reductions": 2, "se_ratio": 16}, None),
+])
+def test_network_cost_equals_the_measured_network(cell, dataset, channels, layers, extra, output):
+    """The torch-free count `nasflow plan` prices trainings by is the measured count, for both stems,
+    both stem reductions, SE, the three cell outputs and 28 / 32 / 64 / 224 px."""
+    from nasflow.catalog.datasets import dataset_info
+    from nasflow.space.counting import count_exact
+
+    g = zoo_genotype(cell)
+    if output:
+        g.cell_output = output
+    info = dataset_info(dataset)
+    got = network_cost(g, info.style, channels, layers, info.num_classes, info.channels, info.image_size, **extra)
+    assert got == count_exact(g, channels, layers, dataset, **extra)
+
+
+def test_network_cost_per_position_genotype():
+    from nasflow.catalog.genotype import Genotype
+    from nasflow.space.counting import count_exact
+
+    darts = zoo_genotype("DARTS_V2")
+    cells = [darts.cells[1 if i in (1, 2) else 0] for i in range(4)]
+    g = Genotype(cells, layout="per-position")
+    assert network_cost(g, "cifar", 6, 4, 10, 3, 32) == count_exact(g, 6, 4, "cifar10")

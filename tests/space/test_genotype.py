@@ -4,7 +4,7 @@ import pytest
 
 from nasflow.errors import NasflowError
 from nasflow.catalog.cells import zoo_entries
-from nasflow.space.genotype import FORMAT, load_genotype, parse_genotype, zoo_genotype
+from nasflow.catalog.genotype import FORMAT, load_genotype, parse_genotype, zoo_genotype
 
 
 @pytest.mark.parametrize("name", list(zoo_entries()))

@@ -4,7 +4,7 @@ import torch.nn as nn
 
 from nasflow.errors import NasflowError
 from nasflow.space.counting import evaluation_network
-from nasflow.space.genotype import FORMAT, load_genotype, parse_genotype
+from nasflow.catalog.genotype import FORMAT, load_genotype, parse_genotype
 from nasflow.space.network import NetworkCIFAR, NetworkImageNet
 
 

@@ -93,3 +93,14 @@ class Limits:
         if self.max_depth is not None and len(spec.c_mul) > self.max_depth:
             return False
         return self.max_width is None or all(m <= self.max_width for m in spec.c_mul)
+
+
+def conv_form(spec: OpSpec) -> OpSpec | None:
+    """The parametric form of a separable primitive (sep_conv_5x5 is conv k=5 c_mul=[1]), else None."""
+    if spec.parametric:
+        return spec
+    if spec.name in SEP_CONVS:
+        return OpSpec("conv", k=SEP_CONVS[spec.name], dil=1, c_mul=(1,))
+    if spec.name in DIL_CONVS:
+        return OpSpec("conv", k=DIL_CONVS[spec.name], dil=2, c_mul=())
+    return None

@@ -9,7 +9,7 @@ import pandas as pd
 from nasflow import io as nio
 from nasflow import layout
 from nasflow.space.draw import draw_genotype
-from nasflow.space.genotype import load_genotype
+from nasflow.catalog.genotype import load_genotype
 from nasflow.study import study_of
 
 # Quantities every search writes: one panel each, every run in it.

@@ -75,7 +75,7 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def _evaluation_network(params, root: Path, arch: dict) -> dict:
     """The network whose sizes architectures.json holds: the rule of search/results.py."""
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
 
     s = study_of(params).search_name(arch["method"]).settings
     per_position = load_genotype(root / arch["genotype_path"]).layout == "per-position"

@@ -76,7 +76,7 @@ def supernet_vs_child(params, method: str, seed: int, search_dir: str | Path, ou
     search without validation images (a one-level search with val_fraction 0) gets a row that says so:
     the test set is never used instead."""
     from nasflow.layout import final_architecture, read_architectures
-    from nasflow.space.genotype import load_genotype
+    from nasflow.catalog.genotype import load_genotype
     from nasflow.search.engine import SearchRun
 
     run = SearchRun(params, method, seed, search_dir, track_runs=False)

@@ -7,7 +7,7 @@ import torch
 
 from nasflow.errors import NasflowError
 from nasflow.search.supernet import Supernet, edge_inputs
-from nasflow.space.ops import analytic_cost, factorized_reduce_cost, relu_conv_bn_cost
+from nasflow.catalog.sizes import analytic_cost, factorized_reduce_cost, relu_conv_bn_cost
 
 
 def _half(size: int) -> int:

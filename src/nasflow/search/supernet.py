@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from nasflow.errors import NasflowError
-from nasflow.space.genotype import CellSpec, Edge, Genotype
+from nasflow.catalog.genotype import CellSpec, Edge, Genotype
 from nasflow.space.network import reduction_layers
 from nasflow.catalog.ops import POOLS, OpSpec, parse_op
 from nasflow.space.ops import FactorizedReduce, ReLUConvBN, build_op

@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nasflow.catalog.datasets import dataset_info
-from nasflow.space.genotype import Genotype
+from nasflow.catalog.genotype import Genotype
 from nasflow.space.network import build_network
 
 

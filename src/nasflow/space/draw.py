@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nasflow import io as nio
 from nasflow.errors import NasflowError
-from nasflow.space.genotype import Genotype
+from nasflow.catalog.genotype import Genotype
 
 
 def _draw_cell(ax, cell, title, cell_output):

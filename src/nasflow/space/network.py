@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from nasflow.errors import NasflowError
-from nasflow.space.genotype import CellSpec, Genotype
+from nasflow.catalog.genotype import CellSpec, Genotype
 from nasflow.space.ops import FactorizedReduce, ReLUConvBN, build_op
 
 

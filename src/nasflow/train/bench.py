@@ -7,7 +7,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from nasflow.space.genotype import load_genotype
+from nasflow.catalog.genotype import load_genotype
 from nasflow.space.network import NetworkCIFAR
 
 VARIANTS = {

@@ -30,7 +30,7 @@ from nasflow.runtime import (
     resolve_device,
 )
 from nasflow.space.counting import count_network, recipe_network
-from nasflow.space.genotype import Genotype, load_genotype
+from nasflow.catalog.genotype import Genotype, load_genotype
 from nasflow.space.network import Logits, build_network
 from nasflow.study import study_of
 from nasflow.train.distributed import Context

@@ -157,7 +157,7 @@ class GoldNas(SearchPolicy):
                 "end_state": self.end_state}
 
     def load_state_dict(self, state: dict) -> None:
-        from nasflow.space.genotype import parse_genotype
+        from nasflow.catalog.genotype import parse_genotype
 
         self.state, self.n_pruned, self.macs = dict(state["state"]), state["n_pruned"], state["macs"]
         self.pareto = [(epoch, parse_genotype(g)) for epoch, g in state["pareto"]]

@@ -208,7 +208,7 @@ class RandomPruneRun:
             return self._finish(rows, seconds, tracker)
 
     def _finish(self, rows: list[dict], seconds: float, tracker) -> dict:
-        from nasflow.space.genotype import load_genotype
+        from nasflow.catalog.genotype import load_genotype
 
         best = min(rows, key=lambda r: (r["val_error"], r["val_loss"], r["candidate"]))
         genotype = load_genotype(self.out / "candidates" / f"candidate-{best['candidate']}.json")
