@@ -14,6 +14,9 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 torch.set_num_threads(1)
 
 QUIET = ["--no-track", "--set", "runtime.progress=lines"]  # verbs run by tests: no MLflow, plain progress lines
+# The short training the kill-and-resume tests interrupt (tests/train, tests/test_reliability.py): three epochs
+TRAIN = ["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--set",
+         "train.recipes.tiny.epochs=3"]
 
 
 def smoke_search(test):
@@ -55,3 +58,12 @@ def params_file(tmp_path):
 def smoke_params(tmp_path_factory):
     """params.yaml (smoke profile) whose prepared data lives in one directory for the whole session."""
     return write_params(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
+def reference_training(smoke_params, tmp_path_factory):
+    """TRAIN run once, uninterrupted, on the session's data: what a killed and resumed TRAIN must end as."""
+    out = tmp_path_factory.mktemp("ref") / "train"
+    res = run_cli(*TRAIN, "--params", smoke_params, "--out", out, *QUIET)
+    assert res.returncode == 0, res.stderr
+    return out
