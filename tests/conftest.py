@@ -32,6 +32,15 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_clis_at_once(*commands, timeout=600):
+    """Run independent `nasflow ...` commands (argument lists) side by side, each as run_cli runs it: the smoke
+    profile's jobs use one thread, and the suite otherwise leaves the second core idle. Their results, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda args: run_cli(*args, timeout=timeout), commands))
+
+
 @pytest.fixture
 def cli():
     return run_cli

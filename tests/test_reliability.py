@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import QUIET, ROOT, SHARED_DATASETS, TRAIN, run_cli
+from conftest import QUIET, ROOT, SHARED_DATASETS, TRAIN, run_cli, run_clis_at_once
 from nasflow.locks import executes_jobs
 
 needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
@@ -244,10 +244,12 @@ def test_same_seed_same_search_and_other_seeds_are_recorded(reference_search, on
                                                             tmp_path):
     again = tmp_path / "again"
     other = tmp_path / "seed1"
-    assert run_cli(*SEARCH, "--params", smoke_params, "--out", again, *QUIET).returncode == 0
     # another seed on the one-epoch search: its one row differs from seed 0's under the same settings
-    assert run_cli(*SEARCH, "--set", "search.darts.epochs=1", "--seed", 1, "--params", smoke_params, "--out", other,
-                   *QUIET).returncode == 0
+    same, seed1 = run_clis_at_once([*SEARCH, "--params", smoke_params, "--out", again, *QUIET],
+                                   [*SEARCH, "--set", "search.darts.epochs=1", "--seed", 1, "--params", smoke_params,
+                                    "--out", other, *QUIET])
+    assert same.returncode == 0, same.stderr
+    assert seed1.returncode == 0, seed1.stderr
     assert _history_without_timing(again) == _history_without_timing(reference_search)
     assert (again / "genotype.json").read_text() == (reference_search / "genotype.json").read_text()
     assert json.loads((other / "search.json").read_text())["seed"] == 1
