@@ -14,6 +14,9 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 torch.set_num_threads(1)
 
 QUIET = ["--no-track", "--set", "runtime.progress=lines"]  # verbs run by tests: no MLflow, plain progress lines
+# The short training the kill-and-resume tests interrupt (tests/train, tests/test_reliability.py): three epochs
+TRAIN = ["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--set",
+         "train.recipes.tiny.epochs=3"]
 
 
 def smoke_search(test):
@@ -27,6 +30,15 @@ def run_cli(*args, cwd=ROOT, env=None, timeout=600):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "nasflow.cli", *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_clis_at_once(*commands, timeout=600):
+    """Run independent `nasflow ...` commands (argument lists) side by side, each as run_cli runs it: the smoke
+    profile's jobs use one thread, and the suite otherwise leaves the second core idle. Their results, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda args: run_cli(*args, timeout=timeout), commands))
 
 
 @pytest.fixture
@@ -55,3 +67,12 @@ def params_file(tmp_path):
 def smoke_params(tmp_path_factory):
     """params.yaml (smoke profile) whose prepared data lives in one directory for the whole session."""
     return write_params(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
+def reference_training(smoke_params, tmp_path_factory):
+    """TRAIN run once, uninterrupted, on the session's data: what a killed and resumed TRAIN must end as."""
+    out = tmp_path_factory.mktemp("ref") / "train"
+    res = run_cli(*TRAIN, "--params", smoke_params, "--out", out, *QUIET)
+    assert res.returncode == 0, res.stderr
+    return out

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SHARED_DATASETS, run_cli
+from conftest import QUIET, ROOT, SHARED_DATASETS, TRAIN, run_cli, run_clis_at_once
 from nasflow.locks import executes_jobs
 
 needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file(), reason="needs ../shared/datasets")
-QUIET = ["--no-track", "--set", "runtime.progress=lines"]
-SEARCH = ["search", "--method", "darts", "--set", "search.darts.epochs=4"]
-TRAIN = ["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--set",
-         "train.recipes.tiny.epochs=4"]
+# Three epochs (TRAIN's too, conftest.py): a kill after the first checkpoint lands in one of two more epochs,
+# their checkpoints' writes or the result files'; a SIGTERM in epoch 2 leaves that epoch and one more to resume.
+EPOCHS = 3
+SEARCH = ["search", "--method", "darts", "--set", f"search.darts.epochs={EPOCHS}"]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
@@ -61,11 +61,15 @@ def _no_half_written_files(root: Path):
         json.loads(path.read_text())  # every JSON output parses: none was cut short
 
 
-def _history_without_timing(out):
+def _history(out):
     import csv
 
     with open(out / "history.csv") as fh:
-        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(fh)]
+        return list(csv.DictReader(fh))
+
+
+def _history_without_timing(out):
+    return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in _history(out)]
 
 
 # ---- locks: the operating system drops them with their process ---------------------------------------
@@ -170,13 +174,23 @@ def _uninterrupted(verb_args, smoke_params, out):
     return out
 
 
-def _kill_and_resume(verb_args, smoke_params, out, delay):
-    """Start the run, SIGKILL it `delay` seconds after its first checkpoint, then resume it."""
+def _seeded_moment(seed):
+    """A seeded moment after the first checkpoint, in epochs: 0 to 0.95 * (EPOCHS - 1), so it falls in a later
+    epoch, in a checkpoint's write or in the result files' on any machine, however fast."""
+    return random.Random(seed).uniform(0.0, 0.95 * (EPOCHS - 1))
+
+
+def _kill_and_resume(verb_args, smoke_params, out, moment):
+    """Start the run, SIGKILL it `moment` epochs after its first checkpoint (the fraction of an epoch timed by
+    the epoch the run finished last), then resume it."""
     args = [*verb_args, "--params", smoke_params, "--out", out, *QUIET]
     proc = subprocess.Popen(_cmd(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(proc, _checkpointed(out))
+    whole = int(moment)
+    _wait_for(proc, lambda: _checkpointed(out)() and len(_history(out)) >= 1 + whole)
+    last = _history(out)[-1]
+    delay = (moment - whole) * (float(last["epoch_seconds"]) + float(last.get("val_seconds") or 0.0))
     time.sleep(delay)
-    assert proc.poll() is None, f"the run finished within {delay:.1f} s of its first checkpoint"
+    assert proc.poll() is None, f"the run finished within {moment:.2f} epochs ({delay:.1f} s) of its first checkpoint"
     _kill(proc)
     res = run_cli(*args, "--resume")
     assert res.returncode == 0, res.stderr
@@ -194,7 +208,7 @@ def reference_search(smoke_params, tmp_path_factory):
 def test_search_killed_at_a_seeded_moment_resumes_to_the_same_result(reference_search, smoke_params, tmp_path, seed):
     out = tmp_path / "killed"
     # any moment after the first checkpoint: mid-epoch, mid-write of a checkpoint or a result file
-    _kill_and_resume(SEARCH, smoke_params, out, random.Random(seed).uniform(0.0, 12.0))
+    _kill_and_resume(SEARCH, smoke_params, out, _seeded_moment(seed))
     for name in ("genotype.json", "architectures.json"):
         assert json.loads((out / name).read_text()) == json.loads((reference_search / name).read_text())
     with np.load(out / "alphas.npz") as a, np.load(reference_search / "alphas.npz") as b:
@@ -203,8 +217,9 @@ def test_search_killed_at_a_seeded_moment_resumes_to_the_same_result(reference_s
 
 
 @pytest.fixture(scope="module")
-def reference_training(smoke_params, tmp_path_factory):
-    return _uninterrupted(TRAIN, smoke_params, tmp_path_factory.mktemp("ref") / "train")
+def one_epoch_search(smoke_params, tmp_path_factory):
+    """SEARCH cut to its first epoch: that epoch's checkpoint, and a seed-0 run to tell a seed-1 one from."""
+    return _uninterrupted([*SEARCH, "--set", "search.darts.epochs=1"], smoke_params, tmp_path_factory.mktemp("one") / "s0")
 
 
 @pytest.mark.slow
@@ -212,7 +227,7 @@ def reference_training(smoke_params, tmp_path_factory):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_training_killed_at_a_seeded_moment_resumes_bit_for_bit(reference_training, smoke_params, tmp_path, seed):
     out = tmp_path / "killed"
-    _kill_and_resume(TRAIN, smoke_params, out, random.Random(100 + seed).uniform(0.0, 4.0))
+    _kill_and_resume(TRAIN, smoke_params, out, _seeded_moment(100 + seed))
     a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(reference_training / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -225,15 +240,22 @@ def test_training_killed_at_a_seeded_moment_resumes_bit_for_bit(reference_traini
 
 @pytest.mark.slow
 @needs_shared
-def test_same_seed_same_search_and_other_seeds_are_recorded(reference_search, smoke_params, tmp_path):
+def test_same_seed_same_search_and_other_seeds_are_recorded(reference_search, one_epoch_search, smoke_params,
+                                                            tmp_path):
     again = tmp_path / "again"
     other = tmp_path / "seed1"
-    assert run_cli(*SEARCH, "--params", smoke_params, "--out", again, *QUIET).returncode == 0
-    assert run_cli(*SEARCH, "--seed", 1, "--params", smoke_params, "--out", other, *QUIET).returncode == 0
+    # another seed on the one-epoch search: its one row differs from seed 0's under the same settings
+    same, seed1 = run_clis_at_once([*SEARCH, "--params", smoke_params, "--out", again, *QUIET],
+                                   [*SEARCH, "--set", "search.darts.epochs=1", "--seed", 1, "--params", smoke_params,
+                                    "--out", other, *QUIET])
+    assert same.returncode == 0, same.stderr
+    assert seed1.returncode == 0, seed1.stderr
     assert _history_without_timing(again) == _history_without_timing(reference_search)
     assert (again / "genotype.json").read_text() == (reference_search / "genotype.json").read_text()
     assert json.loads((other / "search.json").read_text())["seed"] == 1
-    assert _history_without_timing(other) != _history_without_timing(reference_search)
+    assert json.loads((one_epoch_search / "search.json").read_text())["seed"] == 0
+    assert len(_history(other)) == len(_history(one_epoch_search)) == 1
+    assert _history_without_timing(other) != _history_without_timing(one_epoch_search)
 
 
 # ---- numerical faults ----------------------------------------------------------------------------------
@@ -248,7 +270,9 @@ def _mlflow_statuses(db: Path) -> list[str]:
 @pytest.mark.parametrize("verb", ["search", "train"])
 def test_a_nan_loss_stops_the_run_fails_its_mlflow_run_and_keeps_the_last_checkpoint(smoke_params, tmp_path, verb):
     out, db = tmp_path / "run", tmp_path / "mlflow.db"
-    args = (SEARCH if verb == "search" else TRAIN) + ["--params", smoke_params, "--out", out,
+    # two epochs: the NaN in epoch 2, and the resumed run still has that whole epoch to train
+    short = "search.darts.epochs=2" if verb == "search" else "train.recipes.tiny.epochs=2"
+    args = (SEARCH if verb == "search" else TRAIN) + ["--set", short, "--params", smoke_params, "--out", out,
                                                       "--set", "runtime.progress=lines",
                                                       "--set", f"tracking.uri=sqlite:///{db}"]
     res = run_cli(*args, env={"NASFLOW_FAULT": "nan-loss@2"})
@@ -353,10 +377,9 @@ def _file_size_limit(limit: int):
 @pytest.mark.slow
 @needs_shared
 def test_a_failed_checkpoint_write_keeps_the_last_good_one_and_resume_finishes_the_search(
-        reference_search, smoke_params, tmp_path):
+        reference_search, one_epoch_search, smoke_params, tmp_path):
     # The first checkpoint's size, from a one-epoch run of the same search (the same tensors and keys).
-    first = _uninterrupted([*SEARCH, "--set", "search.darts.epochs=1"], smoke_params, tmp_path / "one")
-    limit = (first / "checkpoint.pt").stat().st_size + 32  # epoch 2's checkpoint holds one more epoch of alphas
+    limit = (one_epoch_search / "checkpoint.pt").stat().st_size + 32  # epoch 2's checkpoint holds one more epoch of alphas
     out = tmp_path / "full"
     args = [*SEARCH, "--params", smoke_params, "--out", out, *QUIET]
     res = subprocess.run(_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=600,

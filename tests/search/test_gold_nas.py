@@ -222,13 +222,21 @@ def test_a_search_with_an_empty_front_stops_and_resumes_with_more_epochs(smoke_p
     if not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file():
         pytest.skip("needs ../shared/datasets")
     base = ["search", "--method", "gold-nas", "--params", smoke_params, *QUIET, "--set", "search.gold-nas.patience=1"]
-    short = run_cli(*base, "--out", tmp_path / "a", "--set", "search.gold-nas.epochs=1")
-    assert short.returncode != 0 and "Traceback" not in short.stderr
-    assert "without recording an architecture; its checkpoint is kept" in short.stderr
-    assert (tmp_path / "a" / "checkpoint.pt").is_file() and not (tmp_path / "a" / "architectures.json").exists()
-    resumed = run_cli(*base, "--out", tmp_path / "a", "--resume")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def stopped_then_resumed():
+        short = run_cli(*base, "--out", tmp_path / "a", "--set", "search.gold-nas.epochs=1")
+        assert short.returncode != 0 and "Traceback" not in short.stderr
+        assert "without recording an architecture; its checkpoint is kept" in short.stderr
+        assert (tmp_path / "a" / "checkpoint.pt").is_file() and not (tmp_path / "a" / "architectures.json").exists()
+        return run_cli(*base, "--out", tmp_path / "a", "--resume")
+
+    # the uninterrupted search runs beside the stopped and resumed one (one thread each, two cores)
+    with ThreadPoolExecutor(1) as pool:
+        whole = pool.submit(run_cli, *base, "--out", tmp_path / "b")
+        resumed = stopped_then_resumed()
+        whole = whole.result()
     assert resumed.returncode == 0, resumed.stderr
-    whole = run_cli(*base, "--out", tmp_path / "b")
     assert whole.returncode == 0, whole.stderr
     for name in ("architectures.json", "genotype.json", "end-state.json"):
         assert json.loads((tmp_path / "a" / name).read_text()) == json.loads((tmp_path / "b" / name).read_text())

@@ -61,16 +61,20 @@ def test_the_same_seed_draws_the_same_architecture():
 
 # ---- the tiny baseline, run as a user runs it ------------------------------------------------------------
 
-def _run(smoke_params, out):
-    from conftest import SHARED_DATASETS, run_cli
+def _run(smoke_params, *outs):
+    """The smoke baseline searched into each of `outs`, side by side (one thread each): their histories."""
+    from conftest import SHARED_DATASETS, run_clis_at_once
 
     if not (SHARED_DATASETS / "cifar10-jpeg.npz").is_file():
         pytest.skip("needs ../shared/datasets")
-    res = run_cli("search", "--method", "gold-nas-random", "--params", smoke_params, "--out", out, "--no-track",
-                  "--set", "runtime.progress=lines")
-    assert res.returncode == 0, res.stderr
-    with open(out / "history.csv") as fh:
-        return list(csv.DictReader(fh))
+    results = run_clis_at_once(*[["search", "--method", "gold-nas-random", "--params", smoke_params, "--out", out,
+                                  "--no-track", "--set", "runtime.progress=lines"] for out in outs])
+    histories = []
+    for out, res in zip(outs, results):
+        assert res.returncode == 0, res.stderr
+        with open(out / "history.csv") as fh:
+            histories.append(list(csv.DictReader(fh)))
+    return histories
 
 
 @pytest.mark.slow
@@ -79,7 +83,7 @@ def test_smoke_baseline_keeps_the_best_candidate_and_is_reproducible(smoke_param
     from nasflow.settings import load_params
 
     s = method_settings(load_params(smoke_params), "gold-nas-random")
-    rows = _run(smoke_params, tmp_path / "a")
+    rows, again = _run(smoke_params, tmp_path / "a", tmp_path / "b")  # the same search twice
     assert [int(r["candidate"]) for r in rows] == list(range(s["candidates"]))
     for r in rows:
         assert float(r["flops_M"]) <= s["flops_max"] and float(r["macs_M"]) == pytest.approx(float(r["flops_M"]), abs=0.051)
@@ -93,6 +97,5 @@ def test_smoke_baseline_keeps_the_best_candidate_and_is_reproducible(smoke_param
     assert chosen["cells"] == drawn["cells"]
     [entry] = json.loads((tmp_path / "a" / "architectures.json").read_text())
     assert entry["id"] == "gold-nas-random-s0-0" and entry["candidate"] == int(best["candidate"])
-    again = _run(smoke_params, tmp_path / "b")
     keep = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert keep(again) == keep(rows)

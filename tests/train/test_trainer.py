@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import FASHION_MNIST_DIR, ROOT, SHARED_DATASETS, run_cli
+from conftest import FASHION_MNIST_DIR, QUIET, ROOT, SHARED_DATASETS, TRAIN, run_cli
 from nasflow.train.schedules import drop_path_probability, learning_rate
 from nasflow.train.trainer import topk_errors
 
@@ -59,11 +59,8 @@ needs_shared = pytest.mark.skipif(not (SHARED_DATASETS / "cifar10-jpeg.npz").is_
 
 @pytest.mark.slow
 @needs_shared
-def test_killed_training_resumes_to_the_same_final_weights(smoke_params, tmp_path):
-    base = ["train", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--recipe", "tiny", "--params", smoke_params,
-            "--no-track", "--set", "train.recipes.tiny.epochs=4"]
-    ref = run_cli(*base, "--out", tmp_path / "ref")
-    assert ref.returncode == 0, ref.stderr
+def test_killed_training_resumes_to_the_same_final_weights(reference_training, smoke_params, tmp_path):
+    base = [*TRAIN, "--params", smoke_params, *QUIET]  # the session's uninterrupted reference_training's command
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "nasflow.cli", *map(str, base), "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,9 +75,9 @@ def test_killed_training_resumes_to_the_same_final_weights(smoke_params, tmp_pat
     res = run_cli(*base, "--out", out, "--resume")
     assert res.returncode == 0, res.stderr
     a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(reference_training / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((out / "metrics.json").read_text())["top1_error"] == json.loads((tmp_path / "ref" / "metrics.json").read_text())["top1_error"]
+    assert json.loads((out / "metrics.json").read_text())["top1_error"] == json.loads((reference_training / "metrics.json").read_text())["top1_error"]
 
 
 @pytest.mark.slow
