@@ -33,3 +33,28 @@ def test_a_row_with_no_job_and_no_reason_is_caught(tmp_path):
     pubs.loc[pubs["row"] == "DARTS-Rev1", "no_run"] = ""
     rows = study_of(params).published_jobs(pubs, jobs)
     assert [r for r in rows if not r["jobs"] and not r["no_run"]], "Rev1 has no run: it must show up unexplained"
+
+
+def test_every_imagenet_rows_published_cell_is_trained_in_a_network_of_the_papers_size(tmp_path):
+    """Each ImageNet row's published cell, counted in the network of the recipe its job trains it with,
+    has the parameters and MACs the paper's table gives, within 10 % (DARTS_V2 in DARTS's mobile network:
+    4.719 M / 529.9 M against the published 4.7 M / 574 M)."""
+    from nasflow.catalog.genotype import load_genotype
+    from nasflow.space.counting import count_network, recipe_network
+
+    params = load_params(ROOT / "params.yaml", "paper")
+    study = study_of(params)
+    jobs, _ = planned_jobs(params, tmp_path)
+    pubs = published()
+    checked = 0
+    for row, (_, pub) in zip(study.published_jobs(pubs, jobs), pubs.iterrows()):
+        if pub["dataset"] != "imagenet" or not pub["cell"]:
+            continue
+        for job in (j for j in row["jobs"] if j["name"] == pub["cell"]):
+            counts = count_network(load_genotype(pub["cell"]),
+                                   **recipe_network(study.recipe_settings(job["recipe"]), "imagenet"))
+            for key in ("params_M", "macs_M"):
+                if pub[key] == pub[key]:  # published
+                    assert abs(counts[key] / pub[key] - 1) <= 0.10, (pub["paper"], pub["row"], job["recipe"], key, counts)
+                    checked += 1
+    assert checked >= 4  # GOLD-NAS Table 2's and EnTranNAS Table 7's DARTS rows, parameters and MACs

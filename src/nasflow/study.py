@@ -208,7 +208,8 @@ class Study:
     def recipes_used(self) -> list[str]:
         """Every recipe a training job of these settings can name (checked before any job runs)."""
         train = self.params["train"]
-        names = [train["recipe"], train["transfer"]["recipe"], *train["transfer"]["recipe_by_dataset"].values()]
+        names = [train["recipe"], train["transfer"]["recipe"], *train["transfer"]["recipe_by_dataset"].values(),
+                 *(r for by in train["transfer"]["recipe_by_cell"].values() for r in by.values())]
         if not train["common_recipe"]:
             names += [*train["recipe_by_search"].values(), *train["recipe_by_cell"].values()]
         if self.selected_names():
@@ -221,9 +222,11 @@ class Study:
         """A transfer's recipe, seeds and reported statistic: the search name's protocol
         `transfer_by_dataset.<dataset>` where it gives them (the paper that transferred the cell: EnTranNAS
         4.3, GOLD-NAS C.1, PR-DARTS 4.3), else ASAP's protocol (4.3): one recipe for every cell
-        (train.transfer, a dataset's own where recipe_by_dataset names one), train.seeds, the final error."""
+        (train.transfer, a dataset's own where recipe_by_dataset names one, a published cell's own paper's where
+        recipe_by_cell names it: DARTS's on ImageNet), train.seeds, the final error."""
         transfer = self.params["train"]["transfer"]
         recipe = transfer["recipe_by_dataset"].get(dataset, transfer["recipe"])
+        recipe = transfer["recipe_by_cell"].get(arch_id, {}).get(dataset, recipe)  # a published cell's own paper's
         name = None if arch_id in transfer["cells"] else layout.arch_name(arch_id)
         own = self.search_name(name).transfer_by_dataset.get(dataset, {}) if name else {}
         return own.get("recipe", recipe), tuple(own.get("seeds", self.train_seeds)), own.get("reported", "final")
