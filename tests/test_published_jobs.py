@@ -58,3 +58,13 @@ def test_every_imagenet_rows_published_cell_is_trained_in_a_network_of_the_paper
                     assert abs(counts[key] / pub[key] - 1) <= 0.10, (pub["paper"], pub["row"], job["recipe"], key, counts)
                     checked += 1
     assert checked >= 4  # GOLD-NAS Table 2's and EnTranNAS Table 7's DARTS rows, parameters and MACs
+
+
+def test_docs_methods_prints_what_the_paper_profile_runs_for_every_published_row(tmp_path):
+    from nasflow.estimate import render_published, summary
+
+    text = (ROOT / "docs" / "methods.md").read_text()
+    documented = text.split("<!-- published-rows:begin -->\n")[1].split("\n<!-- published-rows:end -->")[0]
+    printed = render_published(summary(load_params(ROOT / "params.yaml", "paper"), tmp_path / "nonexistent"))
+    assert documented == printed, "docs/methods.md is stale: rerun nasflow plan --profile paper --published"
+    assert printed.count("\n") == len(published()) + 1

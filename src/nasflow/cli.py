@@ -190,7 +190,10 @@ def cmd_plan(args) -> None:
     from nasflow import estimate
 
     found = estimate.summary(_params(args), args.root)
-    print(json.dumps(found, indent=1) if args.json else estimate.render(found))
+    if args.published:
+        print(estimate.render_published(found))
+    else:
+        print(json.dumps(found, indent=1) if args.json else estimate.render(found))
 
 
 def cmd_select(args) -> None:
@@ -341,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("plan", help="the jobs these settings imply per stage, and an estimate of their GPU-hours")
     _settings_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON (with every job under `jobs`)")
+    p.add_argument("--published", action="store_true", help="print, as a Markdown table, every published row of the "
+                   "papers with the jobs that produce its number")
     p.add_argument("--root", default=None, help="where results/ is (default: beside --params): searches that have "
                    "ended fan out as they did, the others by an estimate")
     p.set_defaults(func=cmd_plan)

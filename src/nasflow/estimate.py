@@ -267,3 +267,21 @@ def render(found: dict) -> str:
     lines += ["", f"total: about {total:.0f} GPU-hours ({total / 24:.1f} GPU-days); training costs from "
                   f"{found['train_source']}; different GPUs and network sizes: an order of magnitude"]
     return "\n".join(lines)
+
+
+def render_published(found: dict) -> str:
+    """`nasflow plan --published`: every published row with what nasflow runs for it (docs/methods.md
+    prints the paper profile's)."""
+    lines = ["| paper | table | row | dataset | nasflow runs (cell or search, recipe, seeds) | reported |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in found["published"]:
+        groups: dict[tuple, list[int]] = {}
+        for job in row["jobs"]:
+            what = layout.arch_name(job["name"]) or job["name"]
+            what = f"{what} (consistency)" if job["kind"] == "consistency" else what
+            groups.setdefault((what, job.get("recipe", ""), job["reported"]), []).append(job.get("seed", 0))
+        runs = "; ".join(f"{what} {recipe} x{len(seeds)}".replace("  ", " ") for (what, recipe, _), seeds in groups.items())
+        reported = ", ".join(dict.fromkeys(r for _, _, r in groups)) or "-"
+        lines.append(f"| {row['paper']} | {row['table']} | {row['row']} | {row['dataset']} | "
+                     f"{runs or 'none: ' + str(row['no_run'])} | {reported} |")
+    return "\n".join(lines)

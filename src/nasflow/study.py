@@ -337,8 +337,18 @@ class Study:
                 found = [j for j in jobs if j.kind == "train" and j.dataset == pub["dataset"]
                          and (j.name == pub["cell"] or layout.arch_name(j.name) in names)]
             out.append({"paper": pub["paper"], "table": pub["table"], "row": pub["row"], "dataset": pub["dataset"],
-                        "jobs": [j.as_dict() for j in found], "no_run": pub["no_run"] or None})
+                        "jobs": [{**j.as_dict(), "reported": self.reported_by(j)} for j in found],
+                        "no_run": pub["no_run"] or None})
         return out
+
+    def reported_by(self, job: Job) -> str:
+        """The statistic a job's result stands for in the tables."""
+        if job.kind == "consistency":
+            return "child_val_error"
+        name = layout.arch_name(job.name)
+        if job.role == "transfer":
+            return self.transfer_run(job.name, job.dataset)[2]
+        return self.search_name(name).reported if name else "final"
 
 
 def study_of(params) -> Study:
