@@ -252,28 +252,25 @@ class Study:
                             "genotype_path": f"{layout.search_dir(name, seed)}/{entry['genotype']}"})
         return out
 
-    def transfer_architectures(self, searched: list[dict]) -> list[str]:
-        """Published cells of the profile, plus the final cell (for GOLD-NAS the most pruned Pareto point: the
-        one a search is known by) of each name's first `searched_per_method` kept searches."""
+    def transfer_jobs(self, searched: list[dict]) -> list[tuple[str, str]]:
+        """(arch_id, dataset) of every transfer: the published cells of train.transfer.cells to
+        train.transfer.datasets; from each name's first `searched_per_method` kept searches, one cell to each
+        of its protocol's `transfer` datasets: the final one (for GOLD-NAS the most pruned Pareto point, the
+        one a search is known by), or the one its `transfer_by_dataset.<dataset>.pick` names (GOLD-NAS-I:
+        the point of the mu = 0 front nearest the MACs GOLD-NAS Table 1 gives it)."""
         transfer = self.params["train"]["transfer"]
+        out = [(cell, d) for cell in transfer["cells"] for d in self.transfer_datasets]
         by_search: dict[tuple[str, int], list[dict]] = {}
         for arch in searched:
             by_search.setdefault((arch["method"], arch["search_seed"]), []).append(arch)
-        per_name: dict[str, list[str]] = {}
+        per_name: dict[str, list[list[dict]]] = {}
         for (name, _), entries in by_search.items():
-            per_name.setdefault(name, []).append(layout.final_architecture(entries)["id"])
-        n = transfer["searched_per_method"]
-        return list(transfer["cells"]) + [i for ids in per_name.values() for i in ids[:n]]
-
-    def transfer_jobs(self, searched: list[dict]) -> list[tuple[str, str]]:
-        """(arch_id, dataset) of every transfer: published cells to train.transfer.datasets, a searched cell to
-        its name's protocol `transfer` datasets (by default the same)."""
-        cells = set(self.params["train"]["transfer"]["cells"])
-        out = []
-        for arch_id in self.transfer_architectures(searched):
-            name = None if arch_id in cells else layout.arch_name(arch_id)
-            datasets = self.search_name(name).transfer if name else self.transfer_datasets
-            out += [(arch_id, d) for d in datasets]
+            per_name.setdefault(name, []).append(entries)
+        for name, searches in per_name.items():
+            entry = self.search_name(name)
+            for entries in searches[:transfer["searched_per_method"]]:
+                for d in entry.transfer:
+                    out.append((_pick(entries, entry.transfer_by_dataset.get(d, {}).get("pick", "final")), d))
         return out
 
     def training_jobs(self, searched: list[dict]) -> list[tuple[str, str, int]]:
@@ -349,6 +346,15 @@ class Study:
         if job.role == "transfer":
             return self.transfer_run(job.name, job.dataset)[2]
         return self.search_name(name).reported if name else "final"
+
+
+def _pick(entries: list[dict], pick) -> str:
+    """The architecture of one search a transfer takes: `final`, or {nearest_macs: M}, the entry whose
+    MACs (architectures.json: at the search's eval_channels and eval_layers) are nearest M millions. A plan's
+    stand-ins for a search not yet run carry no MACs: their final entry stands for the one picked."""
+    if pick == "final" or any("macs_M" not in e for e in entries):
+        return layout.final_architecture(entries)["id"]
+    return min(entries, key=lambda e: abs(e["macs_M"] - pick["nearest_macs"]))["id"]
 
 
 def study_of(params) -> Study:
