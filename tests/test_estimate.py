@@ -141,3 +141,22 @@ def test_the_estimate_counts_without_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert res.returncode == 0, res.stderr
+
+
+def test_a_per_position_cell_is_priced_at_its_own_depth_as_the_trainer_builds_it(paper, tmp_path):
+    """A GOLD-NAS genotype holds one cell per layer: the trainer builds that many layers whatever the recipe
+    says (14 here against a 20-layer recipe), and the estimate counts the same network (it used to refuse
+    the genotype, which stopped every dry run once a smoke GOLD-NAS search had ended)."""
+    from nasflow.catalog.genotype import Genotype, zoo_genotype
+    from nasflow.estimate import network_macs
+
+    darts = zoo_genotype("DARTS_V2")
+    cells = [darts.cells[1 if i in (4, 9) else 0] for i in range(14)]
+    genotype = Genotype(cells, layout="per-position")
+    path = tmp_path / "front.json"
+    path.write_text(json.dumps(genotype.to_json()))
+    study = study_of(paper)
+    assert study.recipe_settings("darts_cifar")["layers"] == 20
+    r = study.recipe_settings("darts_cifar")
+    expected = network_cost(genotype, "cifar", r["channels"], 14, 10, 3, 32)["macs"]
+    assert network_macs(study, str(path), "darts_cifar", "cifar10") == expected

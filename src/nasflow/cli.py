@@ -64,6 +64,8 @@ def cmd_count(args) -> None:
         if args.channels or args.layers:
             raise NasflowError("nasflow count: --recipe gives the network's channels and layers; drop --channels/--layers")
         network = recipe_network(study_of(_params(args)).recipe_settings(args.recipe), args.dataset)
+        if genotype.layout == "per-position":  # one cell per layer, as the trainer builds it
+            network["layers"] = len(genotype.cells)
     else:
         network = {"channels": args.channels or 36, "layers": args.layers or 20, "dataset": args.dataset}
     result = count_network(genotype, **network)

@@ -128,7 +128,9 @@ def network_macs(study, genotype_ref, recipe: str, dataset: str) -> int:
     genotype = load_genotype(genotype_ref)
     if r["cell_output"]:
         genotype = dataclasses.replace(genotype, cell_output=r["cell_output"])
-    return network_cost(genotype, r["style"] or info.style, r["channels"], r["layers"], info.num_classes,
+    # a per-position genotype (GOLD-NAS) fixes the depth: one cell a layer, as the trainer builds it
+    layers = len(genotype.cells) if genotype.layout == "per-position" else r["layers"]
+    return network_cost(genotype, r["style"] or info.style, r["channels"], layers, info.num_classes,
                         info.channels, info.image_size, stem_reductions=r["stem_reductions"],
                         se_ratio=r["se_ratio"])["macs"]
 
