@@ -88,3 +88,15 @@ def test_a_malformed_paper_section_is_refused_by_name(tmp_path, mutate, match):
     mutate(raw)
     with pytest.raises(NasflowError, match=match):
         load_params(_write(tmp_path, raw))
+
+
+def test_every_parameter_dvc_yaml_tracks_is_written_in_params_yaml():
+    """DVC reads params.yaml as written, before the papers' sections are laid in: a key that lives under
+    papers.<paper> must be tracked there (`dvc repro` refuses a missing one)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage, spec in stages.items():
+        for key in spec.get("params", []):
+            node = RAW
+            for part in str(key).split("."):
+                assert isinstance(node, dict) and part in node, f"dvc.yaml stage {stage}: {key} is not in params.yaml"
+                node = node[part]
