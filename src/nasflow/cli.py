@@ -55,7 +55,8 @@ def _positive(text: str) -> int:
 # ---- verbs ---------------------------------------------------------------------------------------
 
 def cmd_count(args) -> None:
-    from nasflow.space.counting import count_network, recipe_network
+    from nasflow.catalog.sizes import recipe_network
+    from nasflow.space.counting import count_network
     from nasflow.catalog.genotype import load_genotype
     from nasflow.study import study_of
 
@@ -63,9 +64,7 @@ def cmd_count(args) -> None:
     if args.recipe:
         if args.channels or args.layers:
             raise NasflowError("nasflow count: --recipe gives the network's channels and layers; drop --channels/--layers")
-        network = recipe_network(study_of(_params(args)).recipe_settings(args.recipe), args.dataset)
-        if genotype.layout == "per-position":  # one cell per layer, as the trainer builds it
-            network["layers"] = len(genotype.cells)
+        network = recipe_network(study_of(_params(args)).recipe_settings(args.recipe), args.dataset, genotype)
     else:
         network = {"channels": args.channels or 36, "layers": args.layers or 20, "dataset": args.dataset}
     result = count_network(genotype, **network)

@@ -33,7 +33,7 @@ import pandas as pd
 from nasflow import layout
 from nasflow.catalog.datasets import dataset_info
 from nasflow.catalog.genotype import load_genotype
-from nasflow.catalog.sizes import network_cost
+from nasflow.catalog.sizes import network_cost, recipe_network
 from nasflow.errors import NasflowError
 from nasflow.study import Job, stand_in_architectures, study_of
 
@@ -128,9 +128,8 @@ def network_macs(study, genotype_ref, recipe: str, dataset: str) -> int:
     genotype = load_genotype(genotype_ref)
     if r["cell_output"]:
         genotype = dataclasses.replace(genotype, cell_output=r["cell_output"])
-    # a per-position genotype (GOLD-NAS) fixes the depth: one cell a layer, as the trainer builds it
-    layers = len(genotype.cells) if genotype.layout == "per-position" else r["layers"]
-    return network_cost(genotype, r["style"] or info.style, r["channels"], layers, info.num_classes,
+    net = recipe_network(r, dataset, genotype)  # the network the trainer builds
+    return network_cost(genotype, net["style"], net["channels"], net["layers"], info.num_classes,
                         info.channels, info.image_size, stem_reductions=r["stem_reductions"],
                         se_ratio=r["se_ratio"])["macs"]
 

@@ -322,12 +322,12 @@ class Study:
         """Per row of published.csv, the jobs whose results stand beside its number: the row's published
         cell trained on its dataset, and the trainings of the searches it names there (for EnTranNAS Table
         1's child validation error, their consistency jobs). A row no job produces says why (`no_run`)."""
-        import fnmatch
+        from nasflow.catalog.published import names_matching
 
         searched = list(dict.fromkeys(j.name for j in jobs if j.kind == "search"))
         out = []
         for _, pub in pubs.iterrows():
-            names = set(fnmatch.filter(searched, pub["nasflow"])) if pub["nasflow"] else set()
+            names = names_matching(pub["nasflow"], searched) if pub["nasflow"] else set()
             if pub["metric"] == "child_val_error":
                 found = [j for j in jobs if j.kind == "consistency" and j.name in names]
             else:

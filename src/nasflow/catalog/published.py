@@ -26,7 +26,8 @@ def published() -> pd.DataFrame:
     return table
 
 
-def _names(pattern: str, names) -> set[str]:
+def names_matching(pattern: str, names) -> set[str]:
+    """The search names a row's `nasflow` pattern (asap-magnitude-p*) stands for."""
     return set(fnmatch.filter(list(names), pattern))
 
 
@@ -44,7 +45,7 @@ def matches(rows: pd.DataFrame, pub: pd.Series) -> list[int]:
     beside: its cell retrained, and its search's final cells or the one nearest it on the front."""
     here = rows[rows["dataset"] == pub["dataset"]]
     found = list(here.index[here["architecture"] == pub["cell"]]) if pub["cell"] else []
-    mine = here[here["method"].isin(_names(pub["nasflow"], here["method"].unique()))]
+    mine = here[here["method"].isin(names_matching(pub["nasflow"], here["method"].unique()))]
     if mine.empty or pub["match"] == "nearest_params":  # PR-DARTS: paired from the reproduced side (nearest_row)
         return found
     if pub["match"] == "final":

@@ -11,6 +11,7 @@ of `conv1x1` cells, squeeze-and-excitation, and the classifier.
 """
 from __future__ import annotations
 
+from nasflow.catalog.datasets import dataset_info
 from nasflow.catalog.ops import FACTORISED_CONVS, PLAIN_CONVS, POOLS, OpSpec, conv_form
 from nasflow.errors import NasflowError
 
@@ -96,6 +97,18 @@ def _cell_cost(spec, c_pp, c_p, c, reduction_prev, size_pp, size_p, cell_output,
         params += 2 * c_out * hidden + hidden + c_out   # two 1x1 convs with biases, on the pooled 1x1 map
         macs += 2 * c_out * hidden
     return params, macs, c_out, out_size
+
+
+def recipe_network(recipe: dict, dataset: str, genotype) -> dict:
+    """The network a recipe trains `genotype` in on `dataset`, as keyword arguments of
+    nasflow.space.counting.count_network: its channels, layers (a per-position genotype, GOLD-NAS's, fixes
+    them: one cell a layer), SE and style, and on an ImageNet-style network its stem's reductions. The
+    trainer, `nasflow count --recipe` and the estimate all build the same network from it."""
+    style = recipe["style"] or dataset_info(dataset).style
+    layers = len(genotype.cells) if genotype.layout == "per-position" else recipe["layers"]
+    extra = {"stem_reductions": recipe["stem_reductions"]} if style == "imagenet" else {}
+    return {"channels": recipe["channels"], "layers": layers, "dataset": dataset, "style": style,
+            "se_ratio": recipe["se_ratio"], **extra}
 
 
 def network_cost(genotype, style: str, c: int, layers: int, num_classes: int, in_channels: int, image_size: int,

@@ -52,15 +52,6 @@ def count_network(genotype: Genotype, channels: int, layers: int, dataset: str =
     return rounded(count_exact(genotype, channels, layers, dataset, **extra))
 
 
-def recipe_network(recipe: dict, dataset: str) -> dict:
-    """The network a recipe trains a cell in on `dataset`, as keyword arguments of count_network: its
-    channels, layers, SE and style, and on an ImageNet-style network its stem's reductions."""
-    style = recipe["style"] or dataset_info(dataset).style
-    extra = {"stem_reductions": recipe["stem_reductions"]} if style == "imagenet" else {}
-    return {"channels": recipe["channels"], "layers": recipe["layers"], "dataset": dataset, "style": style,
-            "se_ratio": recipe["se_ratio"], **extra}
-
-
 def architecture_entry(genotype: Genotype, channels: int, layers: int, dataset: str) -> dict:
     """An architectures.json entry's sizes: the published precision for tables, and the exact MACs so
     that Pareto points whose rounded MACs coincide can still be ordered."""

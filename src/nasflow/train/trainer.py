@@ -29,7 +29,8 @@ from nasflow.runtime import (
     prepare_run_dir,
     resolve_device,
 )
-from nasflow.space.counting import count_network, recipe_network
+from nasflow.catalog.sizes import recipe_network
+from nasflow.space.counting import count_network
 from nasflow.catalog.genotype import Genotype, load_genotype
 from nasflow.space.network import Logits, build_network
 from nasflow.study import study_of
@@ -284,7 +285,7 @@ class TrainRun:
 
     def _finish(self) -> dict:
         r, last = self.r, self.history[-1]
-        counts = count_network(self.genotype, **recipe_network(r, self.dataset))
+        counts = count_network(self.genotype, **recipe_network(r, self.dataset, self.genotype))
         metrics = {"arch_id": self.arch_id, "dataset": self.dataset, "seed": self.seed, "recipe": r["name"],
                    "top1_error": last["top1_error"], "top5_error": last["top5_error"], "best_top1_error": self.best,
                    **counts, "epochs": self.epoch, "train_seconds": round(self.seconds, 3),
