@@ -41,11 +41,11 @@ def test_supernet_val_on_a_one_level_search_without_held_out_images_is_refused()
 
 def test_a_variants_own_key_wins_over_its_methods_imagenet_block():
     # gold-nas's imagenet_style block sets channels 44 (appendix C); a variant asking for 48 gets 48
-    overrides = ["search.variants.gold-48={method: gold-nas, settings: {dataset: imagenet, channels: 48}}",
-                 "search.names=[gold-48, gold-nas-imagenet]"]
+    overrides = ["search.variants.gold-in={method: gold-nas, settings: {dataset: imagenet}}",
+                 "search.names=[gold-in, gold-nas-imagenet-48]"]
     study = _load(*overrides, profile="paper")
-    assert study.search_name("gold-48").settings["channels"] == 48
-    assert study.search_name("gold-nas-imagenet").settings["channels"] == 44
+    assert study.search_name("gold-nas-imagenet-48").settings["channels"] == 48
+    assert study.search_name("gold-in").settings["channels"] == 44
 
 
 def test_an_error_in_a_variants_settings_names_the_variant_block():

@@ -31,7 +31,58 @@ def test_a_name_without_a_pick_transfers_its_final_cell_and_a_bad_pick_is_refuse
     assert [a for a, _ in study.transfer_jobs(_searched(study, "gold-nas-mu0")) if a.startswith("gold")] == \
         ["gold-nas-mu0-s0-5"]
     for pick, match in (("last", "does not match"), ("{nearest_macs: -1}", "less than or equal"),
-                        ("{nearest: 445}", "required property")):
+                        ("{nearest: 445}", "pick.nearest' .allowed here: largest_under_macs, nearest_macs"),
+                        ("all", "pick: all: a transfer takes one architecture"),
+                        ("{nearest_macs: 445, largest_under_macs: 600}", "expected exactly one of")):
         with pytest.raises(NasflowError, match=match):
             load_params(ROOT / "params.yaml", "paper", [
                 f"search.protocol.gold-nas-mu0={{transfer: [imagenet], transfer_by_dataset: {{imagenet: {{pick: {pick}}}}}}}"])
+
+
+# GOLD-NAS Table 2's fronts, MACs at each search's own width (made up around C.1's 578-590 M picks)
+IMAGENET_FRONTS = {"gold-nas-imagenet-44": [702.0, 640.0, 585.0, 541.0, 502.0],
+                   "gold-nas-imagenet-46": [655.0, 611.0, 578.0, 520.0],
+                   "gold-nas-imagenet-48": [690.0, 601.0, 585.0, 560.0]}
+
+
+def _imagenet_searched():
+    return [{"id": f"{name}-s0-{i}", "genotype": f"arch{i}.json", "macs_M": m, "method": name, "search_seed": 0}
+            for name, front in IMAGENET_FRONTS.items() for i, m in enumerate(front)]
+
+
+def test_gold_nas_imagenet_retrains_x_y_z_the_largest_under_600_m_and_z_tr_the_500_m_point_at_48_channels():
+    study = study_of(load_params(ROOT / "params.yaml", "paper"))
+    trainings = [(a, study.recipe_for(a, d)) for a, d, _ in study.training_jobs(_imagenet_searched())
+                 if a.startswith("gold-nas-imagenet")]
+    assert trainings == [("gold-nas-imagenet-44-s0-2", "gold_nas_imagenet_44"),          # X: 585 M at 44
+                         ("gold-nas-imagenet-44-s0-4+gold_nas_imagenet", "gold_nas_imagenet"),  # Z-tr: 502 M, at 48
+                         ("gold-nas-imagenet-46-s0-2", "gold_nas_imagenet_46"),          # Y: 578 M at 46
+                         ("gold-nas-imagenet-48-s0-2", "gold_nas_imagenet")]             # Z: 585 M at 48
+    assert study.recipe_settings("gold_nas_imagenet_44")["channels"] == 44
+    assert {n: study.search_name(n).settings["eval_channels"] for n in IMAGENET_FRONTS} == \
+        {n: study.search_name(n).settings["channels"] for n in IMAGENET_FRONTS} == \
+        {"gold-nas-imagenet-44": 44, "gold-nas-imagenet-46": 46, "gold-nas-imagenet-48": 48}
+
+
+def test_a_front_with_no_point_under_the_bound_retrains_its_smallest_and_a_bad_retrain_entry_is_refused():
+    from nasflow.study import _picked
+
+    front = [{"id": f"x-s0-{i}", "macs_M": m} for i, m in enumerate([900.0, 700.0, 650.0])]
+    assert [e["id"] for e in _picked(front, {"largest_under_macs": 600})] == ["x-s0-2"]
+    assert [e["id"] for e in _picked(front, "all")] == ["x-s0-0", "x-s0-1", "x-s0-2"]
+    with pytest.raises(NasflowError, match=r"asap.retrain.1.recipe: .nope. is not a recipe"):
+        load_params(ROOT / "params.yaml", "paper", [
+            "search.protocol.asap={retrain: [{pick: all}, {pick: final, recipe: nope}]}"])
+    with pytest.raises(NasflowError, match=r"retrain.0.pick: 'first' does not match"):
+        load_params(ROOT / "params.yaml", "paper", ["search.protocol.asap={retrain: [{pick: first}]}"])
+
+
+def test_asap_medium_and_large_are_its_cell_at_44_and_50_channels_each_paired_with_its_own_row():
+    study = study_of(load_params(ROOT / "params.yaml", "paper"))
+    searched = [{"id": "asap-s0-0", "genotype": "genotype.json", "method": "asap", "search_seed": 0}]
+    retrained = {(a, study.recipe_for(a, d)) for a, d, _ in study.training_jobs(searched)
+                 if a.startswith("asap") and d == "cifar10"}
+    assert retrained == {("asap-s0-0", "asap_cifar"), ("asap-s0-0+asap_cifar_44", "asap_cifar_44"),
+                         ("asap-s0-0+asap_cifar_50", "asap_cifar_50")}
+    assert [study.recipe_settings(r)["channels"] for r in ("asap_cifar", "asap_cifar_44", "asap_cifar_50")] == [36, 44, 50]
+    assert study.recipe_settings("asap_cifar_50")["epochs"] == study.recipe_settings("asap_cifar")["epochs"] == 1500

@@ -66,13 +66,29 @@ def genotype_ref(arch_id: str) -> str:
         path = Path(search_dir(m["method"], int(m["seed"]))) / "architectures.json"
         if path.is_file():
             for entry in read_architectures(path):
-                if entry["id"] == arch_id:
+                if entry["id"] == searched_id(arch_id):
                     return str(nio.inside(path.parent, entry["genotype"], path))
         return str(path.parent / "genotype.json")
     if arch_id in zoo_entries():
         return arch_id
     raise ValueError(f"architecture id {arch_id!r} is neither a searched cell (<name>-s<seed>-<index>) "
                      "nor a published cell")
+
+
+def with_recipe(arch_id: str, recipe: str | None) -> str:
+    """The id of a searched cell trained under a recipe of its own (a protocol's `retrain` entry)."""
+    return f"{arch_id}+{recipe}" if recipe else arch_id
+
+
+def own_recipe(arch_id: str) -> str | None:
+    """The recipe a training id names (<name>-s<seed>-<index>+<recipe>); None where its search's applies."""
+    m = SEARCHED_ID.match(arch_id)
+    return m["recipe"] if m else None
+
+
+def searched_id(arch_id: str) -> str:
+    """The architecture a training id trains: the id without its +<recipe>."""
+    return arch_id.split("+", 1)[0]
 
 
 def arch_name(arch_id: str) -> str | None:

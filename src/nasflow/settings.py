@@ -167,6 +167,15 @@ def flatten_overrides(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _check_pick(where: str, pick, many: bool) -> None:
+    """A `pick` names one rule: a transfer takes one architecture (final or by MACs), a retraining also all."""
+    if pick == "all" and not many:
+        raise NasflowError(f"{where}: all: a transfer takes one architecture (final, {{nearest_macs: M}} or "
+                           "{largest_under_macs: M})")
+    if isinstance(pick, dict) and len(pick) != 1:
+        raise NasflowError(f"{where}: {pick}: expected exactly one of nearest_macs, largest_under_macs")
+
+
 def validate(cfg: dict, source: str = "params.yaml", origins: dict | None = None) -> None:
     """`origins` maps a block's path (("search", "darts")) to the paper whose section holds it, so an error
     names where in the file the key is written, not only where it lands."""
@@ -230,6 +239,11 @@ def check_searches(params) -> None:
             if "recipe" in own and own["recipe"] not in params["train"]["recipes"]:
                 raise NasflowError(f"{where}.transfer_by_dataset.{dataset}.recipe: {own['recipe']!r} is not a recipe "
                                    "under train.recipes")
+            _check_pick(f"{where}.transfer_by_dataset.{dataset}.pick", own.get("pick", "final"), many=False)
+        for i, wanted in enumerate(entry.get("retrain", [])):
+            _check_pick(f"{where}.retrain.{i}.pick", wanted["pick"], many=True)
+            if "recipe" in wanted and wanted["recipe"] not in params["train"]["recipes"]:
+                raise NasflowError(f"{where}.retrain.{i}.recipe: {wanted['recipe']!r} is not a recipe under train.recipes")
         select = entry.get("select", "all")
         if isinstance(select, str):
             if select != "all":

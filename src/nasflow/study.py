@@ -42,6 +42,7 @@ class SearchName:
     reported: str                    # final | last_5_mean (PR-DARTS 4.1: the mean of the last five epochs)
     transfer: tuple[str, ...]        # where its final cells go
     transfer_by_dataset: dict        # dataset -> the paper's own {recipe, seeds, reported} for that transfer
+    retrain: tuple[dict, ...]        # which architectures are retrained: [{pick, recipe?}], default every one
 
     @property
     def declared(self):
@@ -112,7 +113,8 @@ class Study:
             retrain_dataset=entry.get("retrain_dataset", train["dataset"]),
             reported=entry.get("reported", "final"),
             transfer=tuple(entry.get("transfer", train["transfer"]["datasets"])),
-            transfer_by_dataset=dict(entry.get("transfer_by_dataset", {})))
+            transfer_by_dataset=dict(entry.get("transfer_by_dataset", {})),
+            retrain=tuple(dict(r) for r in entry.get("retrain", [{"pick": "all"}])))
 
     def _method_settings(self, name: str, method: str, variant: dict | None) -> dict:
         """The common `search:` keys, then the block the method's settings come from (`settings_from`:
@@ -199,6 +201,8 @@ class Study:
             return self.transfer_run(arch_id, dataset)[0]
         if train["common_recipe"]:
             return train["recipe"]
+        if layout.own_recipe(arch_id):  # a protocol `retrain` entry's own (ASAP-Medium's 44 channels)
+            return layout.own_recipe(arch_id)
         name = layout.arch_name(arch_id)
         if name is None:
             return train["recipe_by_cell"].get(arch_id, train["recipe"])
@@ -216,6 +220,8 @@ class Study:
             names.append(train["selection_recipe"])
         names += [own["recipe"] for n in self.names for own in self.search_name(n).transfer_by_dataset.values()
                   if "recipe" in own]
+        if not train["common_recipe"]:
+            names += [r["recipe"] for n in self.names for r in self.search_name(n).retrain if "recipe" in r]
         return list(dict.fromkeys(names))
 
     def transfer_run(self, arch_id: str, dataset: str) -> tuple[str, tuple[int, ...], str]:
@@ -260,24 +266,34 @@ class Study:
         the point of the mu = 0 front nearest the MACs GOLD-NAS Table 1 gives it)."""
         transfer = self.params["train"]["transfer"]
         out = [(cell, d) for cell in transfer["cells"] for d in self.transfer_datasets]
-        by_search: dict[tuple[str, int], list[dict]] = {}
-        for arch in searched:
-            by_search.setdefault((arch["method"], arch["search_seed"]), []).append(arch)
-        per_name: dict[str, list[list[dict]]] = {}
-        for (name, _), entries in by_search.items():
-            per_name.setdefault(name, []).append(entries)
-        for name, searches in per_name.items():
+        for name, searches in _per_name(searched).items():
             entry = self.search_name(name)
             for entries in searches[:transfer["searched_per_method"]]:
                 for d in entry.transfer:
-                    out.append((_pick(entries, entry.transfer_by_dataset.get(d, {}).get("pick", "final")), d))
+                    out.append((_picked(entries, entry.transfer_by_dataset.get(d, {}).get("pick", "final"))[0]["id"], d))
         return out
+
+    def retrained(self, searched: list[dict]) -> list[dict]:
+        """The architectures retrained on each name's retraining dataset: per search, what its protocol's
+        `retrain` entries pick (every one by default; GOLD-NAS C.1's X/Y/Z: the largest under 600 M MACs),
+        an entry with a recipe of its own under the id <id>+<recipe> (ASAP-Medium, GOLD-NAS's Z-tr).
+        With train.common_recipe every cell takes train.recipe, so those entries' recipes are not used."""
+        common = self.params["train"]["common_recipe"]
+        out: dict[str, dict] = {}
+        for name, searches in _per_name(searched).items():
+            for entries in searches:
+                for wanted in self.search_name(name).retrain:
+                    recipe = None if common else wanted.get("recipe")
+                    for arch in _picked(entries, wanted["pick"]):
+                        arch_id = layout.with_recipe(arch["id"], recipe)
+                        out.setdefault(arch_id, {**arch, "id": arch_id})
+        return list(out.values())
 
     def training_jobs(self, searched: list[dict]) -> list[tuple[str, str, int]]:
         """(arch_id, dataset, seed) of every retraining (each name's protocol: its dataset and seeds;
         train.retrain_cells: train.dataset and train.seeds) and transfer run (`transfer_run`'s seeds)."""
         out = [(a["id"], self.search_name(a["method"]).retrain_dataset, s)
-               for a in searched for s in self.search_name(a["method"]).retrain_seeds]
+               for a in self.retrained(searched) for s in self.search_name(a["method"]).retrain_seeds]
         out += [(cell, self.train_dataset, s) for cell in self.retrain_cells for s in self.train_seeds]
         out += [(arch_id, d, s) for arch_id, d in self.transfer_jobs(searched) for s in self.transfer_run(arch_id, d)[1]]
         return list(dict.fromkeys(out))
@@ -332,7 +348,8 @@ class Study:
                 found = [j for j in jobs if j.kind == "consistency" and j.name in names]
             else:
                 found = [j for j in jobs if j.kind == "train" and j.dataset == pub["dataset"]
-                         and (j.name == pub["cell"] or layout.arch_name(j.name) in names)]
+                         and (j.name == pub["cell"] or layout.arch_name(j.name) in names)
+                         and (not pub["recipe"] or j.recipe == pub["recipe"])]
             out.append({"paper": pub["paper"], "table": pub["table"], "row": pub["row"], "dataset": pub["dataset"],
                         "jobs": [{**j.as_dict(), "reported": self.reported_by(j)} for j in found],
                         "no_run": pub["no_run"] or None})
@@ -348,13 +365,31 @@ class Study:
         return self.search_name(name).reported if name else "final"
 
 
-def _pick(entries: list[dict], pick) -> str:
-    """The architecture of one search a transfer takes: `final`, or {nearest_macs: M}, the entry whose
-    MACs (architectures.json: at the search's eval_channels and eval_layers) are nearest M millions. A plan's
-    stand-ins for a search not yet run carry no MACs: their final entry stands for the one picked."""
+def _per_name(searched: list[dict]) -> dict[str, list[list[dict]]]:
+    """The architectures of each search (in seed order), grouped by search name."""
+    by_search: dict[tuple[str, int], list[dict]] = {}
+    for arch in searched:
+        by_search.setdefault((arch["method"], arch["search_seed"]), []).append(arch)
+    per_name: dict[str, list[list[dict]]] = {}
+    for (name, _), entries in by_search.items():
+        per_name.setdefault(name, []).append(entries)
+    return per_name
+
+
+def _picked(entries: list[dict], pick) -> list[dict]:
+    """The architectures of one search a `pick` takes: `all`; `final`; {nearest_macs: M}, the entry whose
+    MACs (architectures.json: at the search's eval_channels and eval_layers) are nearest M millions;
+    {largest_under_macs: M}, the largest at or under M millions (GOLD-NAS C.1: "the largest architecture
+    under 600M", the smallest where none is, so a long search is never thrown away). A plan's stand-ins for
+    a search not yet run carry no MACs: their final entry stands for the one picked."""
+    if pick == "all":
+        return list(entries)
     if pick == "final" or any("macs_M" not in e for e in entries):
-        return layout.final_architecture(entries)["id"]
-    return min(entries, key=lambda e: abs(e["macs_M"] - pick["nearest_macs"]))["id"]
+        return [layout.final_architecture(entries)]
+    if "nearest_macs" in pick:
+        return [min(entries, key=lambda e: abs(e["macs_M"] - pick["nearest_macs"]))]
+    under = [e for e in entries if e["macs_M"] <= pick["largest_under_macs"]]
+    return [max(under, key=lambda e: e["macs_M"])] if under else [min(entries, key=lambda e: e["macs_M"])]
 
 
 def study_of(params) -> Study:

@@ -20,11 +20,11 @@ CSV_PATH = ROOT / "src" / "nasflow" / "catalog" / "published.csv"
 PAPERS = ROOT.parent / "shared" / "papers"
 needs_papers = pytest.mark.skipif(not PAPERS.is_dir(), reason=f"needs the papers' text in {PAPERS}")
 
-COLUMNS = ["paper", "table", "row", "nasflow", "match", "dataset", "metric", "cell", "test_error", "test_error_std", "params_M",
+COLUMNS = ["paper", "table", "row", "nasflow", "match", "recipe", "dataset", "metric", "cell", "test_error", "test_error_std", "params_M",
            "macs_M", "search_gpu_days", "line", "no_run"]
 NUMBER_FIELDS = ["test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days"]
 PAPER_NAMES = {"asap", "gold-nas", "pr-darts", "entrannas"}
-MATCHES = {"final", "nearest_macs", "nearest_params"}
+MATCHES = {"final", "picked", "nearest_macs", "nearest_params"}
 DATASETS = {"cifar10", "cifar100", "cinic10", "freiburg", "svhn", "fashion-mnist", "imagenet"}
 
 
@@ -289,6 +289,9 @@ def test_columns_and_vocabularies(rows):
     from nasflow.catalog.cells import zoo_entries
 
     names, zoo = _paper_profile_names(), zoo_entries()
+    from nasflow.settings import load_params
+
+    recipes = load_params(ROOT / "params.yaml", "paper")["train"]["recipes"]
     with open(CSV_PATH, newline="", encoding="utf-8") as f:
         assert next(csv.reader(f)) == COLUMNS
     for row in rows:
@@ -298,9 +301,11 @@ def test_columns_and_vocabularies(rows):
         # a name of the paper profile's searches, or a pattern (ASAP Table 3 does not say which p) naming some
         assert fnmatch.filter(names, row["nasflow"]), where(row)
         assert row["cell"] == "" or row["cell"] in zoo, where(row)
+        assert row["recipe"] == "" or row["recipe"] in recipes, where(row)
         assert row["metric"] == ("child_val_error" if (row["paper"], row["table"]) == ("entrannas", "Table 1")
                                  else "test_error"), where(row)
-        expected_match = ("nearest_macs" if row["nasflow"].startswith("gold-nas") else
+        expected_match = ("picked" if row["nasflow"].startswith("gold-nas-imagenet") else
+                          "nearest_macs" if row["nasflow"].startswith("gold-nas") else
                           "nearest_params" if row["nasflow"].startswith("pr-darts") else "final")
         assert row["match"] == expected_match, where(row)
         assert re.fullmatch(r"Table \d+", row["table"]), where(row)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from nasflow.errors import NasflowError
 
-SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)$")
+# <name>-s<seed>-<index>, and +<recipe> where a protocol's `retrain` entry trains that cell under a recipe of
+# its own (ASAP-Medium: the ASAP cell at 44 channels; GOLD-NAS's Z-tr: a 44-channel point widened to 48)
+SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)(?:\+(?P<recipe>[A-Za-z0-9_.-]+))?$")
 
 
 def zoo_entries() -> dict[str, dict]:

@@ -1,8 +1,9 @@
 """The papers' tables and figures, built from result files only (never from live objects).
 
-table1.csv  architecture, method (the search name: a method or variant), dataset, seeds, test_error_mean,
-            test_error_std, params_M, macs_M, search_gpu_days, search_device      (retraining: every kept
-            cell on its protocol's dataset and seeds; train.retrain_cells as method `published`)
+table1.csv  architecture, method (the search name: a method or variant), dataset, recipe, seeds,
+            test_error_mean, test_error_std, params_M, macs_M, search_gpu_days, search_device   (retraining:
+            every retrained cell on its protocol's dataset and seeds, a cell under a `retrain` entry's own
+            recipe as <id>+<recipe>; train.retrain_cells as method `published`)
 table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout: each
             search's final cell, over its searches and retraining seeds)
@@ -31,7 +32,7 @@ from nasflow import layout
 from nasflow.catalog import published
 from nasflow.study import study_of
 
-TABLE1 = ["architecture", "method", "dataset", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
+TABLE1 = ["architecture", "method", "dataset", "recipe", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
@@ -96,19 +97,23 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     seeds = study.train_seeds
     rows1, rows3, pareto = [], [], []
     per_method: dict[str, list[dict]] = {}
-    for arch in found:
+    for arch in study.retrained(found):
         name = arch["method"]
         entry = study.search_name(name)
         retrain_seeds = entry.retrain_seeds
         metrics = _metrics(root, arch["id"], entry.retrain_dataset, retrain_seeds, entry.reported)
         search = _json(root / layout.search_dir(name, arch["search_seed"]) / "search.json")
         mean, std = _mean_std([m["top1_error"] for m in metrics])
+        own = layout.own_recipe(arch["id"]) is not None
         rows1.append({"architecture": arch["id"], "method": name, "dataset": entry.retrain_dataset,
-                      "final": arch["id"] in finals,
+                      "recipe": study.recipe_for(arch["id"], entry.retrain_dataset),
+                      "final": layout.searched_id(arch["id"]) in finals,
                       "seeds": ",".join(map(str, retrain_seeds)),
                       "test_error_mean": mean, "test_error_std": std, "params_M": metrics[0]["params_M"],
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
+        if own:  # trained at another width than its front was counted at: not a point of that front
+            continue
         pareto.append({"method": arch["method"], "seed": arch["search_seed"], "arch_id": arch["id"],
                        "epoch": arch["epoch"], "macs_M": arch["macs"] / 1e6, "params_M": arch["params_M"], "test_error": mean,
                        **_evaluation_network(params, root, arch)})
@@ -117,7 +122,8 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
     for cell in study.retrain_cells:  # published cells retrained beside the searched ones
         metrics = _metrics(root, cell, study.train_dataset, seeds)
         mean, std = _mean_std([m["top1_error"] for m in metrics])
-        rows1.append({"architecture": cell, "method": "published", "dataset": study.train_dataset, "final": False,
+        rows1.append({"architecture": cell, "method": "published", "dataset": study.train_dataset,
+                      "recipe": study.recipe_for(cell, study.train_dataset), "final": False,
                       "seeds": ",".join(map(str, seeds)), "test_error_mean": mean, "test_error_std": std,
                       "params_M": metrics[0]["params_M"], "macs_M": metrics[0]["macs_M"]})
     for method, metrics in per_method.items():
