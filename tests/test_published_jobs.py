@@ -69,3 +69,26 @@ def test_docs_methods_prints_what_the_paper_profile_runs_for_every_published_row
     printed = render_published(summary(load_params(ROOT / "params.yaml", "paper"), tmp_path / "nonexistent"))
     assert documented == printed, "docs/methods.md is stale: rerun nasflow plan --profile paper --published"
     assert printed.count("\n") == len(published()) + 1
+
+
+def test_the_rows_issue_26_added_are_produced_by_their_own_jobs(tmp_path):
+    """ASAP-Medium/-Large, GOLD-NAS's X/Y/Z/Z-tr and EnTranNAS Table 4's three lambdas each stand beside
+    their own trainings; EnTranNAS-DST on ImageNet is the best of five searches at lambda 0.2."""
+    params = load_params(ROOT / "params.yaml", "paper")
+    study = study_of(params)
+    jobs, _ = planned_jobs(params, tmp_path)
+    by_row = {(r["paper"], r["table"], r["row"]): r["jobs"] for r in study.published_jobs(published(), jobs)}
+    recipes = lambda key: {(j["name"].split("-s0-")[0], j["recipe"]) for j in by_row[key]}  # noqa: E731
+    assert recipes(("asap", "Table 1", "ASAP-Medium")) == {("asap", "asap_cifar_44")}
+    assert recipes(("asap", "Table 1", "ASAP-Large")) == {("asap", "asap_cifar_50")}
+    assert recipes(("gold-nas", "Table 2", "GOLD-NAS-X‡")) == {("gold-nas-imagenet-44", "gold_nas_imagenet_44")}
+    assert recipes(("gold-nas", "Table 2", "GOLD-NAS-Y‡")) == {("gold-nas-imagenet-46", "gold_nas_imagenet_46")}
+    assert recipes(("gold-nas", "Table 2", "GOLD-NAS-Z‡")) == {("gold-nas-imagenet-48", "gold_nas_imagenet")}
+    assert recipes(("gold-nas", "Table 2", "GOLD-NAS-Z-tr‡")) == {("gold-nas-imagenet-44", "gold_nas_imagenet")}
+    for lam, name in ((0.2, "entranas-dst-imagenet"), (0.1, "entranas-dst-imagenet-0p1"),
+                      (0.05, "entranas-dst-imagenet-0p05")):
+        assert {j["name"].split("-s")[0] for j in by_row[("entrannas", "Table 4", str(lam))]} == {name}
+        settings = study.search_name(name).settings
+        assert (settings["lambda"], settings["temperature0"], settings["dataset"]) == (lam, 1.0, "imagenet")
+    dst = study.search_name("entranas-dst-imagenet")
+    assert dst.seeds == (0, 1, 2, 3, 4) and dst.select == {"best_of": 5, "by": "supernet_val"}

@@ -76,8 +76,8 @@ def _stand_in_results(workdir: Path, profile: str, selections: bool) -> None:
         name = layout.arch_name(job.name)
         if job.kind in ("train", "short-retrain") and name:
             key = (name, int(layout.SEARCHED_ID.match(job.name)["seed"]))
-            if job.name not in ids[key]:
-                ids[key].append(job.name)
+            if layout.searched_id(job.name) not in ids[key]:  # ASAP-Medium's <id>+<recipe> trains <id>
+                ids[key].append(layout.searched_id(job.name))
     for (name, seed), archs in ids.items():
         folder = workdir / layout.search_dir(name, seed)
         folder.mkdir(parents=True)

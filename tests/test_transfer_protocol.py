@@ -86,3 +86,45 @@ def test_asap_medium_and_large_are_its_cell_at_44_and_50_channels_each_paired_wi
                          ("asap-s0-0+asap_cifar_50", "asap_cifar_50")}
     assert [study.recipe_settings(r)["channels"] for r in ("asap_cifar", "asap_cifar_44", "asap_cifar_50")] == [36, 44, 50]
     assert study.recipe_settings("asap_cifar_50")["epochs"] == study.recipe_settings("asap_cifar")["epochs"] == 1500
+
+
+def test_the_tables_pair_each_retraining_with_the_row_of_its_own_recipe():
+    import pandas as pd
+
+    from nasflow.catalog.published import beside
+
+    rows = pd.DataFrame([
+        ("asap-s0-0", "asap", "cifar10", True), ("asap-s0-0+asap_cifar_44", "asap", "cifar10", True),
+        ("asap-s0-0+asap_cifar_50", "asap", "cifar10", True),
+        ("gold-nas-imagenet-44-s0-2", "gold-nas-imagenet-44", "imagenet", False),
+        ("gold-nas-imagenet-44-s0-4+gold_nas_imagenet", "gold-nas-imagenet-44", "imagenet", False),
+        ("gold-nas-imagenet-46-s0-2", "gold-nas-imagenet-46", "imagenet", False),
+        ("gold-nas-imagenet-48-s0-2", "gold-nas-imagenet-48", "imagenet", False)],
+        columns=["architecture", "method", "dataset", "final"])
+    rows["test_error_mean"], rows["params_M"], rows["macs_M"] = 2.0, 3.0, 500.0
+    table = beside(rows, "test_error_mean")
+    paired = table.dropna(subset=["paper_row"]).groupby("architecture")["paper_row"].apply(set).to_dict()
+    assert paired["asap-s0-0"] == {"ASAP-Small"}
+    assert paired["asap-s0-0+asap_cifar_44"] == {"ASAP-Medium"}
+    assert paired["asap-s0-0+asap_cifar_50"] == {"ASAP-Large"}
+    assert paired["gold-nas-imagenet-44-s0-2"] == {"GOLD-NAS-X‡"}
+    assert paired["gold-nas-imagenet-44-s0-4+gold_nas_imagenet"] == {"GOLD-NAS-Z-tr‡"}
+    assert paired["gold-nas-imagenet-46-s0-2"] == {"GOLD-NAS-Y‡"}
+    assert paired["gold-nas-imagenet-48-s0-2"] == {"GOLD-NAS-Z‡"}
+
+
+def test_a_cell_under_its_own_recipe_reads_the_genotype_of_the_cell_it_names(tmp_path, monkeypatch):
+    import json
+
+    from nasflow import layout
+
+    folder = tmp_path / layout.search_dir("asap", 0)
+    folder.mkdir(parents=True)
+    (folder / "architectures.json").write_text(json.dumps([{"id": "asap-s0-0", "genotype": "genotype-0.json"},
+                                                           {"id": "asap-s0-1", "genotype": "genotype-1.json"}]))
+    monkeypatch.chdir(tmp_path)
+    assert layout.genotype_ref("asap-s0-0+asap_cifar_44") == str(layout.search_dir("asap", 0)) + "/genotype-0.json"
+    assert layout.arch_name("asap-s0-1+asap_cifar_50") == "asap"
+    assert layout.own_recipe("asap-s0-1+asap_cifar_50") == "asap_cifar_50" and layout.own_recipe("asap-s0-1") is None
+    with pytest.raises(ValueError, match="neither a searched cell"):
+        layout.genotype_ref("asap-s0-1+")

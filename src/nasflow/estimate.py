@@ -271,10 +271,11 @@ def render(found: dict) -> str:
 
 
 def render_published(found: dict) -> str:
-    """`nasflow plan --published`: every published row with what nasflow runs for it (docs/methods.md
-    prints the paper profile's)."""
-    lines = ["| paper | table | row | dataset | nasflow runs (cell or search, recipe, seeds) | reported |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """`nasflow plan --published`: every published row with what nasflow runs for it, how its cells are
+    paired with the row, and where that differs from the paper (docs/methods.md prints the paper profile's)."""
+    lines = ["| paper | table | row | dataset | nasflow runs (cell or search, recipe, seeds) | reported | paired by "
+             "| differs from the paper |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in found["published"]:
         groups: dict[tuple, list[int]] = {}
         for job in row["jobs"]:
@@ -283,6 +284,7 @@ def render_published(found: dict) -> str:
             groups.setdefault((what, job.get("recipe", ""), job["reported"]), []).append(job.get("seed", 0))
         runs = "; ".join(f"{what} {recipe} x{len(seeds)}".replace("  ", " ") for (what, recipe, _), seeds in groups.items())
         reported = ", ".join(dict.fromkeys(r for _, _, r in groups)) or "-"
-        lines.append(f"| {row['paper']} | {row['table']} | {row['row']} | {row['dataset']} | "
-                     f"{runs or 'none: ' + str(row['no_run'])} | {reported} |")
+        missing = f"none: {row['no_run']}" if row["no_run"] else "none in this profile"
+        lines.append(f"| {row['paper']} | {row['table']} | {row['row']} | {row['dataset']} | {runs or missing} | "
+                     f"{reported} | {row['paired_by'] if runs else '-'} | {row['differs'] or '-'} |")
     return "\n".join(lines)

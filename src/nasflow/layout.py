@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nasflow import io as nio
 from nasflow.errors import NasflowError
-from nasflow.catalog.cells import SEARCHED_ID, zoo_entries
+from nasflow.catalog.cells import SEARCHED_ID, own_recipe, zoo_entries  # noqa: F401 (own_recipe: for the rules)
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
 TRAIN_DIR = "results/{stage}/{arch_id}/{dataset}/seed{seed}"
@@ -78,12 +78,6 @@ def genotype_ref(arch_id: str) -> str:
 def with_recipe(arch_id: str, recipe: str | None) -> str:
     """The id of a searched cell trained under a recipe of its own (a protocol's `retrain` entry)."""
     return f"{arch_id}+{recipe}" if recipe else arch_id
-
-
-def own_recipe(arch_id: str) -> str | None:
-    """The recipe a training id names (<name>-s<seed>-<index>+<recipe>); None where its search's applies."""
-    m = SEARCHED_ID.match(arch_id)
-    return m["recipe"] if m else None
 
 
 def searched_id(arch_id: str) -> str:

@@ -349,10 +349,11 @@ class Study:
             else:
                 found = [j for j in jobs if j.kind == "train" and j.dataset == pub["dataset"]
                          and (j.name == pub["cell"] or layout.arch_name(j.name) in names)
-                         and (not pub["recipe"] or j.recipe == pub["recipe"])]
+                         and (layout.own_recipe(j.name) or "") == pub["recipe"]]
             out.append({"paper": pub["paper"], "table": pub["table"], "row": pub["row"], "dataset": pub["dataset"],
                         "jobs": [{**j.as_dict(), "reported": self.reported_by(j)} for j in found],
-                        "no_run": pub["no_run"] or None})
+                        "paired_by": pub["match"] + (f" +{pub['recipe']}" if pub["recipe"] else ""),
+                        "differs": pub["differs"] or None, "no_run": pub["no_run"] or None})
         return out
 
     def reported_by(self, job: Job) -> str:

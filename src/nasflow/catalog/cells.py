@@ -16,6 +16,12 @@ from nasflow.errors import NasflowError
 SEARCHED_ID = re.compile(r"^(?P<method>[a-z][a-z0-9-]*?)-s(?P<seed>\d+)-(?P<index>\d+)(?:\+(?P<recipe>[A-Za-z0-9_.-]+))?$")
 
 
+def own_recipe(arch_id: str) -> str | None:
+    """The recipe a training id names (<name>-s<seed>-<index>+<recipe>); None where its search's applies."""
+    m = SEARCHED_ID.match(arch_id)
+    return m["recipe"] if m else None
+
+
 def zoo_entries() -> dict[str, dict]:
     text = resources.files("nasflow.catalog").joinpath("published_cells.json").read_text()
     return {c["name"]: c for c in json.loads(text)["cells"]}

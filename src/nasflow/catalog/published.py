@@ -5,8 +5,9 @@ A published row names the nasflow search it is compared with (`nasflow`, a searc
 as asap-magnitude-p*, where the paper does not say which variant it ran) and how the reproduced cell is
 chosen (`match`): the search's final cell (every seed's), every cell its protocol's `retrain` picks
 (`picked`: GOLD-NAS's X, Y, Z), or on a front the cell nearest in MACs (GOLD-NAS) or parameters (PR-DARTS).
-A row with a `recipe` is compared only with trainings under that recipe (ASAP-Medium: the ASAP cell at 44
-channels). A row with a `cell` is also compared with that published cell
+A row with a `recipe` is compared only with a cell a protocol's `retrain` entry trains under that recipe of
+its own (<id>+<recipe>: ASAP-Medium, the ASAP cell at 44 channels); a row without, only with cells under
+their search's own recipe, whatever a profile names it. A row with a `cell` is also compared with that published cell
 retrained by nasflow (train.retrain_cells, train.transfer.cells). `metric` says what the row measured:
 a test error, or EnTranNAS Table 1's child network's validation error (consistency.csv).
 """
@@ -17,13 +18,15 @@ from importlib import resources
 
 import pandas as pd
 
+from nasflow.catalog.cells import own_recipe
+
 PAPER_COLUMNS = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_params_M",
                  "paper_macs_M", "paper_search_gpu_days", "delta"]
 
 
 def published() -> pd.DataFrame:
     with resources.files("nasflow.catalog").joinpath("published.csv").open() as fh:
-        table = pd.read_csv(fh, dtype={"cell": str, "recipe": str, "line": str, "no_run": str}, keep_default_na=False, na_values={
+        table = pd.read_csv(fh, dtype={"cell": str, "recipe": str, "line": str, "differs": str, "no_run": str}, keep_default_na=False, na_values={
             c: [""] for c in ("test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days")})
     return table
 
@@ -43,12 +46,11 @@ def _paper_values(pub: pd.Series, error: float | None) -> dict:
 
 
 def matches(rows: pd.DataFrame, pub: pd.Series) -> list[int]:
-    """The index labels of `rows` (architecture, method, dataset, recipe, params_M, macs_M, final) that `pub`
-    sits beside: its cell retrained, and its search's final cells, picked cells or the one nearest it on the
-    front, under the row's recipe where it names one."""
-    here = rows[rows["dataset"] == pub["dataset"]]
-    if pub["recipe"]:
-        here = here[here["recipe"] == pub["recipe"]]
+    """The index labels of `rows` (architecture, method, dataset, params_M, macs_M, final) that `pub` sits
+    beside: its cell retrained, and its search's final cells, picked cells or the one nearest it on the
+    front, trained under the row's own recipe where it names one."""
+    here = rows[(rows["dataset"] == pub["dataset"])
+                & (rows["architecture"].map(own_recipe).fillna("") == pub["recipe"])]
     found = list(here.index[here["architecture"] == pub["cell"]]) if pub["cell"] else []
     mine = here[here["method"].isin(names_matching(pub["nasflow"], here["method"].unique()))]
     if mine.empty or pub["match"] == "nearest_params":  # PR-DARTS: paired from the reproduced side (nearest_row)
