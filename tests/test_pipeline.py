@@ -84,9 +84,10 @@ def test_every_pareto_point_is_retrained(pipeline):
 def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     r = pipeline / "results"
     t1 = pd.read_csv(r / "table1.csv")
-    paper = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_params_M",
-             "paper_macs_M", "paper_search_gpu_days", "delta"]
+    paper = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_top5_error",
+             "paper_params_M", "paper_macs_M", "paper_search_gpu_days", "delta"]
     assert list(t1.columns) == ["architecture", "method", "dataset", "recipe", "seeds", "test_error_mean", "test_error_std",
+                                "top5_error_mean",
                                 "params_M", "macs_M", "search_gpu_days", "search_device", *paper]
     assert sorted(t1["architecture"].unique()) == sorted(_searched(pipeline))  # one row per published pairing
     assert ((t1["test_error_mean"] >= 0) & (t1["test_error_mean"] < 100)).all()

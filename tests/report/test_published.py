@@ -20,9 +20,9 @@ CSV_PATH = ROOT / "src" / "nasflow" / "catalog" / "published.csv"
 PAPERS = ROOT.parent / "shared" / "papers"
 needs_papers = pytest.mark.skipif(not PAPERS.is_dir(), reason=f"needs the papers' text in {PAPERS}")
 
-COLUMNS = ["paper", "table", "row", "nasflow", "match", "recipe", "dataset", "metric", "cell", "test_error", "test_error_std", "params_M",
+COLUMNS = ["paper", "table", "row", "nasflow", "match", "recipe", "dataset", "metric", "cell", "test_error", "test_error_std", "top5_error", "params_M",
            "macs_M", "search_gpu_days", "line", "differs", "no_run"]
-NUMBER_FIELDS = ["test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days"]
+NUMBER_FIELDS = ["test_error", "test_error_std", "top5_error", "params_M", "macs_M", "search_gpu_days"]
 PAPER_NAMES = {"asap", "gold-nas", "pr-darts", "entrannas"}
 MATCHES = {"final", "picked", "nearest_macs", "nearest_params"}
 DATASETS = {"cifar10", "cifar100", "cinic10", "freiburg", "svhn", "fashion-mnist", "imagenet"}
@@ -61,7 +61,7 @@ LAYOUT = {
     ("entrannas", "Table 1"): (["*", "test_error"], 0),  # super-net accuracy, child-net accuracy
     ("entrannas", "Table 4"): (["*", "*", "params_M", "macs_M"], 0),  # lambda, edges N / R, params, FLOPs
     ("entrannas", "Table 6"): (["test_error", "test_error_std", "params_M", "search_gpu_days"], 0),
-    ("entrannas", "Table 7"): (["test_error", "*", "params_M", "macs_M", "search_gpu_days"], 0),  # top-1, top-5, ...
+    ("entrannas", "Table 7"): (["test_error", "top5_error", "params_M", "macs_M", "search_gpu_days"], 0),
 }
 # GOLD-NAS prints fewer numbers in some columns than rows; the rows without an entry (bottom-aligned reading
 # would shift the rest). Table 1's FLOPs column has 19 numbers for 21 rows: DenseNet-BC (hand-designed, no
@@ -215,6 +215,7 @@ def gold_columns(lines: list[str]) -> dict[str, dict[str, dict[str, str]]]:
     columns = {
         "test_error": [a.split("±")[0] for a in average],
         "test_error_std": [a.split("±")[1] if "±" in a else "" for a in average],
+        "top5_error": [""] * len(labels),  # CIFAR-10: top-1 only
         "params_M": next(b for b in blocks if b[0].startswith("Params"))[2:],
         "search_gpu_days": by_head["(GPU-days)"][1:],
         "macs_M": by_head["(M)"][1:],
@@ -232,6 +233,7 @@ def gold_columns(lines: list[str]) -> dict[str, dict[str, dict[str, str]]]:
             cost.append(next(mixed))
     assert next(mixed, None) is None, "GOLD-NAS Table 2: FLOPs / search-cost column longer than its rows"
     columns = {"test_error": [x.split()[0] for x in by_head["top-1 top-5"][1:]], "test_error_std": [""] * len(labels),
+               "top5_error": [(x.split() + [""])[1] for x in by_head["top-1 top-5"][1:]],
                "params_M": by_head["(M)"][1:], "macs_M": macs, "search_gpu_days": cost}
     tables["Table 2"] = _align(labels, columns, GOLD_MISSING["Table 2"])
     return tables
@@ -330,7 +332,8 @@ def test_loads_with_pandas():
     assert frame.loc[sizes_only, ["params_M", "macs_M"]].notna().all().all()
     errors = frame["test_error"].dropna()
     assert ((errors > 0) & (errors < 100)).all()
-    for field in ["test_error_std", "params_M", "macs_M", "search_gpu_days"]:
+    assert set(frame.loc[frame["top5_error"].notna(), "dataset"]) == {"imagenet"}
+    for field in ["test_error_std", "top5_error", "params_M", "macs_M", "search_gpu_days"]:
         assert pd.api.types.is_float_dtype(frame[field]) or pd.api.types.is_integer_dtype(frame[field]), field
         assert (frame[field].dropna() > 0).all(), field
 

@@ -291,3 +291,47 @@ def test_a_transfer_is_trained_and_reported_as_the_paper_that_transferred_it(par
     t2 = build_tables(params, root)["table2"].set_index("architecture")
     assert t2.loc[arch_id, "cifar100_error"] == pytest.approx(19.0)  # the mean over three runs of last-five means
     assert t2.loc["DARTS_V2", "cifar100_error"] == pytest.approx(17.5)
+
+
+def test_gold_nas_imagenet_rows_pair_x_and_z_tr_with_their_top5_and_keep_z_tr_off_the_front(tmp_path):
+    """GOLD-NAS Table 2: the 44-channel search's X (the largest under 600 M) and Z-tr (its ~500 M point at 48
+    channels) each sit beside their own row with top-1 and top-5; GOLD-NAS-I's ImageNet transfer too."""
+    from conftest import ROOT
+
+    params = load_params(ROOT / "params.yaml", "paper", [
+        "search.names=[gold-nas-imagenet-44, gold-nas-mu0]", "train.retrain_cells=[]", "train.transfer.cells=[]",
+        "train.transfer.datasets=[]"])
+    root = tmp_path / "tree"
+    fronts = {"gold-nas-imagenet-44": [702.0, 640.0, 585.0, 541.0, 502.0], "gold-nas-mu0": [546.0, 445.0, 376.0]}
+    for name, front in fronts.items():
+        folder = root / f"results/search/{name}/seed0"
+        entries = []
+        for i, macs in enumerate(front):
+            _write(folder / f"genotype-{i}.json", DARTS_V2)
+            entries.append({"id": f"{name}-s0-{i}", "genotype": f"genotype-{i}.json", "macs_M": macs,
+                            "macs": int(macs * 1e6), "params_M": 6.0, "epoch": i + 1})
+        _write(folder / "architectures.json", entries)
+        _write(folder / "search.json", {"seconds": 86400.0, "device": "GPU"})
+        _write(root / f"results/consistency/{name}/seed0.json",
+               {"supernet_error": None, "child_error": None, "error_gap": None})
+    trained = {"gold-nas-imagenet-44-s0-2/imagenet": (24.0, 7.0), "gold-nas-imagenet-44-s0-4+gold_nas_imagenet/imagenet": (23.5, 6.9),
+               "gold-nas-mu0-s0-1/imagenet": (25.0, 7.8)}
+    trained.update({f"gold-nas-mu0-s0-{i}/cifar10": (2.5, 0.1) for i in range(3)})
+    for where, (top1, top5) in trained.items():
+        for seed in ((0,) if where.endswith("imagenet") else (0, 1, 2)):
+            _write(root / f"results/train/{where}/seed{seed}/metrics.json",
+                   {"top1_error": top1, "top5_error": top5, "params_M": 6.4, "macs_M": 590.0})
+    tables = build_tables(params, root)
+    t1 = tables["table1"]
+    imagenet = t1[t1["dataset"] == "imagenet"].set_index("architecture")
+    assert imagenet["paper_row"].to_dict() == {"gold-nas-imagenet-44-s0-2": "GOLD-NAS-X‡",
+                                               "gold-nas-imagenet-44-s0-4+gold_nas_imagenet": "GOLD-NAS-Z-tr‡"}
+    assert imagenet["recipe"].to_dict() == {"gold-nas-imagenet-44-s0-2": "gold_nas_imagenet_44",
+                                            "gold-nas-imagenet-44-s0-4+gold_nas_imagenet": "gold_nas_imagenet"}
+    assert imagenet.loc["gold-nas-imagenet-44-s0-4+gold_nas_imagenet", ["top5_error_mean", "paper_top5_error"]].tolist() \
+        == [6.9, 7.3]
+    assert imagenet.loc["gold-nas-imagenet-44-s0-2", "delta"] == pytest.approx(24.0 - 24.3)
+    assert set(tables["pareto"]["arch_id"]) == {"gold-nas-imagenet-44-s0-2", *(f"gold-nas-mu0-s0-{i}" for i in range(3))}
+    t2 = tables["table2"].set_index("architecture")
+    assert t2.loc["gold-nas-mu0-s0-1", ["imagenet_error", "imagenet_top5_error", "paper_imagenet_error",
+                                        "paper_imagenet_top5_error"]].tolist() == [25.0, 7.8, 24.7, 7.4]

@@ -20,14 +20,14 @@ import pandas as pd
 
 from nasflow.catalog.cells import own_recipe
 
-PAPER_COLUMNS = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_params_M",
-                 "paper_macs_M", "paper_search_gpu_days", "delta"]
+PAPER_COLUMNS = ["paper", "paper_table", "paper_row", "paper_test_error", "paper_test_error_std", "paper_top5_error",
+                 "paper_params_M", "paper_macs_M", "paper_search_gpu_days", "delta"]
 
 
 def published() -> pd.DataFrame:
     with resources.files("nasflow.catalog").joinpath("published.csv").open() as fh:
         table = pd.read_csv(fh, dtype={"cell": str, "recipe": str, "line": str, "differs": str, "no_run": str}, keep_default_na=False, na_values={
-            c: [""] for c in ("test_error", "test_error_std", "params_M", "macs_M", "search_gpu_days")})
+            c: [""] for c in ("test_error", "test_error_std", "top5_error", "params_M", "macs_M", "search_gpu_days")})
     return table
 
 
@@ -41,6 +41,7 @@ def _paper_values(pub: pd.Series, error: float | None) -> dict:
     value = (lambda k: None if pd.isna(pub[k]) else float(pub[k]))
     return {"paper": pub["paper"], "paper_table": pub["table"], "paper_row": pub["row"],
             "paper_test_error": value("test_error"), "paper_test_error_std": value("test_error_std"),
+            "paper_top5_error": value("top5_error"),
             "paper_params_M": value("params_M"), "paper_macs_M": value("macs_M"),
             "paper_search_gpu_days": value("search_gpu_days"), "delta": delta}
 
@@ -94,20 +95,29 @@ def beside(rows: pd.DataFrame, error_column: str, metric: str = "test_error") ->
     return pd.DataFrame(out, columns=[*rows.columns, *PAPER_COLUMNS])
 
 
-def transfer_beside(rows: pd.DataFrame, datasets: list[str], finals: dict[str, str],
+def top5_datasets(datasets) -> list[str]:
+    """The datasets some published row gives a top-5 error on (ImageNet): the tables carry top-5 there."""
+    pubs = published()
+    return [d for d in datasets if pubs.loc[pubs["dataset"] == d, "top5_error"].notna().any()]
+
+
+def transfer_beside(rows: pd.DataFrame, datasets: list[str], searched_by: dict[str, str],
                     params_of: dict[str, float]) -> pd.DataFrame:
-    """The transfer table (one row per architecture, `<dataset>_error` columns) with `paper_<dataset>_error`
-    and `delta_<dataset>` from the first published row of each dataset that names the cell (by `cell`, or
-    by its search's name for a searched final cell: `finals` maps architecture to search name; PR-DARTS's
-    by the nearest in parameters, `params_of`)."""
+    """The transfer table (one row per architecture, `<dataset>_error` columns, and `<dataset>_top5_error`
+    where `top5_datasets`) with `paper_<dataset>_error` (`paper_<dataset>_top5_error`) and `delta_<dataset>` from the first published row of each dataset that names the cell (by `cell`, or
+    by its search's name for a searched cell: `searched_by` maps each transferred architecture to its search
+    name, the transfer having taken the cell its protocol picks, as GOLD-NAS-I; PR-DARTS's by the nearest in
+    parameters, `params_of`)."""
     pubs = published()
     pubs = pubs[pubs["metric"] == "test_error"]
+    top5 = top5_datasets(datasets)
     out = []
     for _, row in rows.iterrows():
         arch = row["architecture"]
-        name = finals.get(arch)
+        name = searched_by.get(arch)
         named = pubs["nasflow"].map(lambda p: bool(name) and fnmatch.fnmatch(name, p))
-        mine = pubs[((pubs["cell"] == arch) | (named & (pubs["match"] == "final"))) & pubs["dataset"].isin(datasets)]
+        mine = pubs[((pubs["cell"] == arch) | (named & (pubs["match"] != "nearest_params")))
+                    & pubs["dataset"].isin(datasets)]
         nearest = [nearest_row(pubs, name, d, params_of.get(arch, float("nan"))) for d in datasets] if name else []
         mine = pd.concat([mine, pd.DataFrame([n for n in nearest if n is not None])])
         labels = dict.fromkeys(f"{p} {t} {r}" for p, t, r in zip(mine["paper"], mine["table"], mine["row"]))
@@ -118,8 +128,12 @@ def transfer_beside(rows: pd.DataFrame, datasets: list[str], finals: dict[str, s
             values[f"paper_{d}_error"] = paper
             values[f"delta_{d}"] = (None if paper is None or pd.isna(row[f"{d}_error"])
                                     else round(float(row[f"{d}_error"]) - paper, 3))
+            if d in top5:
+                values[f"paper_{d}_top5_error"] = None if pub.empty or pd.isna(pub.iloc[0]["top5_error"]) \
+                    else float(pub.iloc[0]["top5_error"])
         out.append({**row.to_dict(), **values})
-    columns = [*rows.columns, "paper_row", *[f"paper_{d}_error" for d in datasets], *[f"delta_{d}" for d in datasets]]
+    columns = [*rows.columns, "paper_row", *[f"paper_{d}_error" for d in datasets],
+               *[f"paper_{d}_top5_error" for d in top5], *[f"delta_{d}" for d in datasets]]
     return pd.DataFrame(out, columns=columns)
 
 

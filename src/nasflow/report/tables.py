@@ -1,16 +1,18 @@
 """The papers' tables and figures, built from result files only (never from live objects).
 
 table1.csv  architecture, method (the search name: a method or variant), dataset, recipe, seeds,
-            test_error_mean, test_error_std, params_M, macs_M, search_gpu_days, search_device   (retraining:
-            every retrained cell on its protocol's dataset and seeds, a cell under a `retrain` entry's own
-            recipe as <id>+<recipe>; train.retrain_cells as method `published`)
-table2.csv  architecture, <dataset>_error for each transfer dataset       (ASAP Table 2's layout)
+            test_error_mean, test_error_std, top5_error_mean, params_M, macs_M, search_gpu_days,
+            search_device (retraining: every retrained cell on its protocol's dataset and seeds, a cell
+            under a `retrain` entry's own recipe as <id>+<recipe>; train.retrain_cells as method `published`)
+table2.csv  architecture, <dataset>_error for each transfer dataset (ASAP Table 2's layout), and
+            <dataset>_top5_error where a published row gives a top-5 error there (ImageNet)
 table3.csv  method, schedule, test_error_mean, test_error_std, params_M   (ASAP Table 3's layout: each
             search's final cell, over its searches and retraining seeds)
-Tables 1 and 3 gain paper, paper_table, paper_row, paper_test_error, paper_test_error_std, paper_params_M,
-paper_macs_M, paper_search_gpu_days and delta (reproduced - published) from published.csv: one row per
-pairing (catalog/published.py says how rows pair); table2 gains paper_row, paper_<dataset>_error and
-delta_<dataset>; consistency.csv paper_child_error (EnTranNAS Table 1).
+Tables 1 and 3 gain paper, paper_table, paper_row, paper_test_error, paper_test_error_std,
+paper_top5_error, paper_params_M, paper_macs_M, paper_search_gpu_days and delta (reproduced - published)
+from published.csv: one row per pairing (catalog/published.py says how rows pair); table2 gains
+paper_row, paper_<dataset>_error (and paper_<dataset>_top5_error) and delta_<dataset>; consistency.csv
+paper_child_error (EnTranNAS Table 1).
 pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders the front), params_M,
             test_error, eval_dataset, eval_channels, eval_layers: every retrained searched architecture, its
             sizes in the evaluation network its search counted (search.<name>.eval_channels and eval_layers;
@@ -32,7 +34,7 @@ from nasflow import layout
 from nasflow.catalog import published
 from nasflow.study import study_of
 
-TABLE1 = ["architecture", "method", "dataset", "recipe", "seeds", "test_error_mean", "test_error_std", "params_M", "macs_M",
+TABLE1 = ["architecture", "method", "dataset", "recipe", "seeds", "test_error_mean", "test_error_std", "top5_error_mean", "params_M", "macs_M",
           "search_gpu_days", "search_device"]
 TABLE3 = ["method", "schedule", "test_error_mean", "test_error_std", "params_M"]
 CONSISTENCY = ["method", "seed", "architecture", "supernet_error", "child_error", "error_gap",
@@ -66,6 +68,12 @@ def searched(params, root: Path) -> list[dict]:
     return study_of(params).searched_architectures(
         lambda m, s: layout.read_architectures(root / layout.search_dir(m, s) / "architectures.json"),
         lambda name: chosen_seed(root / layout.selection_file(name)))
+
+
+def _top5(metrics: list[dict]) -> float | None:
+    """The mean final top-5 error of a training's runs (the ImageNet tables print it beside top-1)."""
+    values = [m["top5_error"] for m in metrics if m.get("top5_error") is not None]
+    return _mean_std(values)[0] if len(values) == len(metrics) and values else None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -109,7 +117,8 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
                       "recipe": study.recipe_for(arch["id"], entry.retrain_dataset),
                       "final": layout.searched_id(arch["id"]) in finals,
                       "seeds": ",".join(map(str, retrain_seeds)),
-                      "test_error_mean": mean, "test_error_std": std, "params_M": metrics[0]["params_M"],
+                      "test_error_mean": mean, "test_error_std": std, "top5_error_mean": _top5(metrics),
+                      "params_M": metrics[0]["params_M"],
                       "macs_M": metrics[0]["macs_M"], "search_gpu_days": round(search["seconds"] / 86400, 6),
                       "search_device": search["device"]})
         if own:  # trained at another width than its front was counted at: not a point of that front
@@ -125,22 +134,28 @@ def build_tables(params, root: str | Path = ".") -> dict[str, pd.DataFrame]:
         rows1.append({"architecture": cell, "method": "published", "dataset": study.train_dataset,
                       "recipe": study.recipe_for(cell, study.train_dataset), "final": False,
                       "seeds": ",".join(map(str, seeds)), "test_error_mean": mean, "test_error_std": std,
-                      "params_M": metrics[0]["params_M"], "macs_M": metrics[0]["macs_M"]})
+                      "top5_error_mean": _top5(metrics), "params_M": metrics[0]["params_M"], "macs_M": metrics[0]["macs_M"]})
     for method, metrics in per_method.items():
         mean, std = _mean_std([m["top1_error"] for m in metrics])
         rows3.append({"method": method, "schedule": _schedule(params, method), "test_error_mean": mean,
                       "test_error_std": std, "params_M": round(float(pd.Series([m["params_M"] for m in metrics]).mean()), 3)})
     planned = study.transfer_jobs(found)
     datasets = list(dict.fromkeys([*study.transfer_datasets, *(d for _, d in planned)]))
+    top5 = published.top5_datasets(datasets)
     rows2 = {}
     for arch_id, d in planned:  # a cell not transferred to a dataset leaves its column empty
         row = rows2.setdefault(arch_id, {"architecture": arch_id})
         _, transfer_seeds, reported = study.transfer_run(arch_id, d)
-        row[f"{d}_error"] = _mean_std([m["top1_error"] for m in _metrics(root, arch_id, d, transfer_seeds, reported)])[0]
+        metrics = _metrics(root, arch_id, d, transfer_seeds, reported)
+        row[f"{d}_error"] = _mean_std([m["top1_error"] for m in metrics])[0]
+        if d in top5:
+            row[f"{d}_top5_error"] = _top5(metrics)
     rows2 = list(rows2.values())
     table1 = published.beside(pd.DataFrame(rows1, columns=[*TABLE1, "final"]), "test_error_mean").drop(columns="final")
-    table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]),
-                                       datasets, finals, {r["architecture"]: r["params_M"] for r in rows1})
+    table2 = published.transfer_beside(pd.DataFrame(rows2, columns=["architecture"] + [f"{d}_error" for d in datasets]
+                                                    + [f"{d}_top5_error" for d in top5]),
+                                       datasets, {a: layout.arch_name(a) for a, _ in planned if layout.arch_name(a)},
+                                       {r["architecture"]: r["params_M"] for r in rows1})
     table3 = published.method_beside(pd.DataFrame(rows3, columns=TABLE3),
                                      {n: study.search_name(n).retrain_dataset for n in study.names})
     return {"table1": table1, "consistency": consistency_table(params, root, rows1), "table2": table2,
