@@ -73,15 +73,17 @@ def _recipe_changed(job: dict) -> dict:
 # and retrained at 44 (its X); the 46 and 48 searches are new (tests/test_transfer_protocol.py checks them).
 SPLIT_GOLD_NAS_IMAGENET = {"was": "gold-nas-imagenet", "now": "gold-nas-imagenet-44",
                            "settings": {"eval_channels": 44}, "recipe": {"channels": 44, "name": "gold_nas_imagenet_44"},
-                           "added": ("gold-nas-imagenet-46", "gold-nas-imagenet-48")}
+                           "added": ("gold-nas-imagenet-46", "gold-nas-imagenet-48",
+                                     "gold-nas-random")}  # and its random search (4.2, B.4), three seeds
 # Issue 26: EnTranNAS-DST's ImageNet search is the best of five (Table 7's dagger) and Table 4's other two
 # lambdas are searched; the new searches are checked by tests/test_papers_sections.py.
 ADDED_ENTRANAS = {"names": ("entranas-dst-imagenet-0p1", "entranas-dst-imagenet-0p05"),
                   "searches": tuple(f"entranas-dst-imagenet/seed{s}" for s in (1, 2, 3, 4)),
                   "retrain": {"entranas-dst-imagenet": {"search_seeds": [0, 1, 2, 3, 4],
                                                         "select": {"best_of": 5, "by": "supernet_val"}}},
-                  # and DARTS_V1 is no longer transferred: no published row pairs with it (DARTS-Rev1's no_run)
-                  "transfer_cells": ["DARTS_V2", "ASAP"]}
+                  # and DARTS_V1 is no longer transferred: no published row pairs with it (DARTS-Rev1's no_run);
+                  # ASAP Table 2's four baselines are (to the five small datasets: test_transfer_protocol.py)
+                  "transfer_cells": ["DARTS_V2", "ASAP", "AmoebaNet", "NASNet", "PNASNet", "SNAS_moderate"]}
 
 
 def _split(kind: str, recorded: dict, now: dict) -> tuple[dict, dict]:

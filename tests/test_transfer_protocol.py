@@ -128,3 +128,15 @@ def test_a_cell_under_its_own_recipe_reads_the_genotype_of_the_cell_it_names(tmp
     assert layout.own_recipe("asap-s0-1+asap_cifar_50") == "asap_cifar_50" and layout.own_recipe("asap-s0-1") is None
     with pytest.raises(ValueError, match="neither a searched cell"):
         layout.genotype_ref("asap-s0-1+")
+
+
+def test_asap_table_2s_baselines_transfer_to_the_five_small_datasets_not_imagenet():
+    study = study_of(load_params(ROOT / "params.yaml", "paper"))
+    jobs = study.transfer_jobs([])
+    small = {"cifar100", "cinic10", "freiburg", "svhn", "fashion-mnist"}
+    for cell in ("AmoebaNet", "NASNet", "PNASNet", "SNAS_moderate"):
+        assert {d for c, d in jobs if c == cell} == small, cell
+        assert study.recipe_for(cell, "cinic10") == "asap_transfer_cinic10" and study.recipe_for(cell, "svhn") == "asap_transfer"
+    assert {d for c, d in jobs if c == "ASAP"} == small | {"imagenet"}
+    narrowed = study_of(load_params(ROOT / "params.yaml", "paper", ["train.transfer.datasets=[svhn]"]))
+    assert {d for c, d in narrowed.transfer_jobs([]) if c == "AmoebaNet"} == {"svhn"}

@@ -260,12 +260,15 @@ class Study:
 
     def transfer_jobs(self, searched: list[dict]) -> list[tuple[str, str]]:
         """(arch_id, dataset) of every transfer: the published cells of train.transfer.cells to
-        train.transfer.datasets; from each name's first `searched_per_method` kept searches, one cell to each
+        train.transfer.datasets (those of them a cell's datasets_by_cell names, where it has one); from each name's first
+        `searched_per_method` kept searches, one cell to each
         of its protocol's `transfer` datasets: the final one (for GOLD-NAS the most pruned Pareto point, the
         one a search is known by), or the one its `transfer_by_dataset.<dataset>.pick` names (GOLD-NAS-I:
         the point of the mu = 0 front nearest the MACs GOLD-NAS Table 1 gives it)."""
         transfer = self.params["train"]["transfer"]
-        out = [(cell, d) for cell in transfer["cells"] for d in self.transfer_datasets]
+        own = transfer.get("datasets_by_cell", {})
+        out = [(cell, d) for cell in transfer["cells"] for d in self.transfer_datasets
+               if d in own.get(cell, self.transfer_datasets)]
         for name, searches in _per_name(searched).items():
             entry = self.search_name(name)
             for entries in searches[:transfer["searched_per_method"]]:
