@@ -109,12 +109,15 @@ def test_tables_have_the_exact_columns_and_a_row_per_architecture(pipeline):
     consistency = pd.read_csv(r / "consistency.csv")
     assert list(consistency.columns) == ["method", "seed", "architecture", "supernet_error", "child_error",
                                          "error_gap", "retrained_error", "kendall_tau", "note", "paper", "paper_table",
-                                         "paper_row", "paper_child_error", "delta"]
+                                         "paper_row", "paper_child_error", "paper_supernet_error",
+                                         "paper_kendall_tau", "delta"]
     from nasflow.study import study_of
 
     assert list(zip(consistency["method"], consistency["seed"])) == study_of(_params(pipeline)).consistency_searches()
     # EnTranNAS Table 1: the child of the first-cells (default) and all-cells Engine placements
     assert set(consistency.loc[consistency["method"] == "entranas-engine-all", "paper_child_error"]) == {36.03}
+    assert set(consistency.loc[consistency["method"] == "entranas-engine-all", "paper_supernet_error"]) == {11.71}
+    assert set(consistency.loc[consistency["method"] == "entranas", "paper_supernet_error"]) == {13.32}
     assert (consistency["error_gap"] - (consistency["child_error"] - consistency["supernet_error"])).abs().max() < 1e-6
     assert consistency["kendall_tau"].isna().all()  # one retrained search per method: no ranking to compare
     # The one-level search holds nothing out (val_fraction 0) and never looks at the test set: no errors, a reason

@@ -285,9 +285,17 @@ def cmd_bench_search(args) -> None:
     print(f"search step (first-order bi-level, 8 ops) of the super-net, C={args.channels}, {args.layers} cells, "
           f"batch {args.batch} on {device}; {args.steps} timed steps after {args.warmup} warm-up, each rung in its "
           f"own process; memory = {memory}:")
+    from nasflow.catalog.published import measure_of
+
+    paper = {r["rung"]: (measure_of(r["rung"], "memory_gb_at_batch_64"), measure_of(r["rung"], "search_gpu_days"))
+             for r in rows}
+    base = paper[rows[0]["rung"]]
     for r in rows:
+        memory, days = paper[r["rung"]]
+        beside = (f"   paper (EnTranNAS Table 3, batch 64 on a GTX 1080 Ti): {memory[0]:.1f} G x{memory[0] / base[0][0]:.2f}, "
+                  f"search {days[0]:.2f} GPU-days at its largest batch x{days[0] / base[1][0]:.2f}") if memory and days and base[0] and base[1] else ""
         print(f"  {r['rung']:26s} {r['step_seconds']:8.3f} s/step  x{r['time_ratio']:.2f}   {r['peak_MB']:9.1f} MB  "
-              f"x{r['memory_ratio']:.2f}   {r['ops_run']:4d} op modules run per forward")
+              f"x{r['memory_ratio']:.2f}   {r['ops_run']:4d} op modules run per forward{beside}")
 
 
 def _bench_flags(q: argparse.ArgumentParser, channels: int, layers: int, batch: int, steps: int, warmup: int) -> None:

@@ -404,3 +404,45 @@ def test_a_corrupted_copy_is_refused(rows, papers, name):
     """The checks above on a corrupted copy of the rows (the file itself is untouched)."""
     assert check_all(rows, papers) == []
     assert check_all(CORRUPTIONS[name](copy.deepcopy(rows)), papers) != []
+
+
+@needs_papers
+def test_every_published_measure_is_on_its_line_of_the_paper_and_names_what_nasflow_runs(papers):
+    """published_measures.csv (EnTranNAS Tables 1-3): each value is on its quoted line, which starts with the
+    row's label; a super-net error is 100 - the printed accuracy; a Kendall tau keeps its sign; each row
+    names a paper-profile search or a `nasflow bench search` rung, or says why it has none."""
+    from nasflow.catalog.published import measures
+    from nasflow.search.bench import RUNGS
+
+    table = measures()
+    assert list(table.columns) == ["paper", "table", "row", "nasflow", "measure", "value", "line", "no_run"]
+    assert set(table["measure"]) == {"supernet_val_error", "kendall_tau", "memory_gb_at_batch_64", "search_gpu_days"}
+    names = _paper_profile_names()
+    for _, row in table.iterrows():
+        where = f"{row['paper']} {row['table']} {row['row']!r} {row['measure']}"
+        assert row["line"] in papers[row["paper"]] and row["line"].startswith(row["row"] + " "), where
+        printed = re.findall(r"-?\d+(?:\.\d+)?", row["line"][len(row["row"]):])
+        value = f"{row['value']:.2f}"
+        if row["measure"] == "supernet_val_error":
+            assert any(complement(t) == value for t in printed), where
+        else:
+            assert any(f"{float(t):.2f}" == value for t in printed), where
+        if row["no_run"]:
+            assert not row["nasflow"], where
+        elif row["table"] == "Table 3":
+            assert row["nasflow"] in RUNGS, where
+        else:
+            assert row["nasflow"] in names, where
+    assert table.groupby(["table", "measure"]).size().to_dict() == {
+        ("Table 1", "supernet_val_error"): 4, ("Table 2", "kendall_tau"): 5, ("Table 3", "memory_gb_at_batch_64"): 4,
+        ("Table 3", "search_gpu_days"): 4}
+
+
+def test_a_method_finds_its_published_measure_and_nothing_else_does():
+    from nasflow.catalog.published import measure_of
+
+    assert measure_of("entranas-dst-kendall", "kendall_tau") == (0.6, "entrannas Table 2 EnTranNAS-DST")
+    assert measure_of("darts-kendall", "kendall_tau")[0] == -0.47
+    assert measure_of("entranas-engine-last", "supernet_val_error")[0] == pytest.approx(100 - 84.02)
+    assert measure_of("+ bottleneck", "memory_gb_at_batch_64")[0] == 1.5
+    assert measure_of("darts", "kendall_tau") is None and measure_of("entranas", "kendall_tau") is None

@@ -31,6 +31,25 @@ def published() -> pd.DataFrame:
     return table
 
 
+def measures() -> pd.DataFrame:
+    """published_measures.csv: the papers' figures that are not a test error of a trained cell: EnTranNAS
+    Table 1's super-net errors, Table 2's Kendall tau per method, Table 3's memory and search cost per
+    component (`nasflow`: the search name, or `nasflow bench search`'s rung), each with its paper line."""
+    with resources.files("nasflow.catalog").joinpath("published_measures.csv").open() as fh:
+        return pd.read_csv(fh, dtype={"nasflow": str, "line": str, "no_run": str}, keep_default_na=False,
+                           na_values={"value": [""]})
+
+
+def measure_of(name: str, measure: str) -> tuple[float, str] | None:
+    """(value, "paper table row") of the first published `measure` whose `nasflow` names `name`."""
+    table = measures()
+    rows = table[(table["measure"] == measure) & (table["nasflow"] == name)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return float(row["value"]), f"{row['paper']} {row['table']} {row['row']}"
+
+
 def names_matching(pattern: str, names) -> set[str]:
     """The search names a row's `nasflow` pattern (asap-magnitude-p*) stands for."""
     return set(fnmatch.filter(list(names), pattern))

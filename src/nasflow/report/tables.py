@@ -18,7 +18,8 @@ pareto.csv  method, seed, arch_id, epoch, macs_M (exact, not rounded: it orders 
             sizes in the evaluation network its search counted (search.<name>.eval_channels and eval_layers;
             a per-position genotype at its searched depth), which differs between methods
 consistency.csv  method, seed, architecture, supernet_error, child_error, error_gap,
-            retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2)
+            retrained_error, kendall_tau, note                   (EnTranNAS Tables 1 and 2), with
+            paper_child_error, paper_supernet_error (Table 1) and paper_kendall_tau (Table 2) beside
 Each CSV has a Markdown copy beside it; figures go to results/figures/. metrics.json holds the
 headline numbers (per architecture and per method) for `dvc metrics show` / `diff`.
 """
@@ -191,7 +192,10 @@ def consistency_table(params, root: Path, rows1: list[dict]) -> pd.DataFrame:
     table["final"] = True
     table = published.beside(table, "child_error", metric="child_val_error")
     table = table.rename(columns={"paper_test_error": "paper_child_error"})
-    return table[[*CONSISTENCY, "paper", "paper_table", "paper_row", "paper_child_error", "delta"]]
+    for column, measure in (("paper_supernet_error", "supernet_val_error"), ("paper_kendall_tau", "kendall_tau")):
+        table[column] = [(published.measure_of(m, measure) or (None,))[0] for m in table["method"]]
+    return table[[*CONSISTENCY, "paper", "paper_table", "paper_row", "paper_child_error", "paper_supernet_error",
+                  "paper_kendall_tau", "delta"]]
 
 
 def headline_metrics(tables: dict[str, pd.DataFrame]) -> dict:
