@@ -113,11 +113,15 @@ def test_a_searched_cell_is_priced_by_its_own_genotype_once_its_search_ended(pap
     folder.mkdir(parents=True)
     (folder / "arch0.json").write_text(json.dumps(skip))
     (folder / "architectures.json").write_text(json.dumps([{"id": "asap-s0-0", "genotype": "arch0.json"}]))
-    ended = {t["what"]: t for t in summary(paper, tmp_path)["trainings"]
-             if t["stage"] == "retrain" and t["recipe"] == "asap_cifar"}
+    trainings = summary(paper, tmp_path)["trainings"]
+    ended = {t["what"]: t for t in trainings if t["stage"] == "retrain" and t["recipe"] == "asap_cifar"}
     r = study_of(paper).recipe_settings("asap_cifar")
     own = network_cost(parse_genotype(skip), "cifar", r["channels"], r["layers"], 10, 3, 32)["macs"]
     assert ended["asap"]["macs_M"] == round(own / 1e6, 1) < 0.6 * ended["ASAP"]["macs_M"]
+    # ASAP-Medium's training (asap-s0-0+asap_cifar_44) prices the same cell in its own 44-channel network
+    medium = next(t for t in trainings if t["stage"] == "retrain" and t["recipe"] == "asap_cifar_44")
+    wide = network_cost(parse_genotype(skip), "cifar", 44, r["layers"], 10, 3, 32)["macs"]
+    assert medium["what"] == "asap" and medium["macs_M"] == round(wide / 1e6, 1) > ended["asap"]["macs_M"]
 
 
 def test_an_all_engine_entranas_super_net_costs_what_darts_does(plan):

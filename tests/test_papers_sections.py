@@ -100,3 +100,7 @@ def test_every_parameter_dvc_yaml_tracks_is_written_in_params_yaml():
             for part in str(key).split("."):
                 assert isinstance(node, dict) and part in node, f"dvc.yaml stage {stage}: {key} is not in params.yaml"
                 node = node[part]
+        for dep in spec.get("deps", []):  # the code a stage reads exists (the other stages' outputs aside)
+            assert dep.split("/")[0] in ("data", "results") or (ROOT / dep).exists(), f"dvc.yaml stage {stage}: {dep}"
+    # the tables pair rows by published.csv, published_measures.csv and the study's trainings
+    assert {"src/nasflow/catalog", "src/nasflow/study.py"} <= set(stages["report"]["deps"])

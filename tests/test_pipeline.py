@@ -60,7 +60,10 @@ def _transferred(pipeline):
 
 
 def _searched(pipeline):
-    return [a["id"] for a in _kept(pipeline)]
+    """The retrained ids: the kept architectures, and the ASAP cell under its own wider recipe (+tiny_cyclic_wide)."""
+    from nasflow.study import study_of
+
+    return [a["id"] for a in study_of(_params(pipeline)).retrained(_kept(pipeline))]
 
 
 def _finals(pipeline):
@@ -484,7 +487,12 @@ def test_the_papers_machinery_at_toy_size_selection_variant_and_recipe_mapping(p
     assert variant["method"] == "entranas-engine-all" and variant["settings"]["engine_cells"] == "all"
     recipes = {a: json.loads((r / f"train/{a}/cifar10/seed0/metrics.json").read_text())["recipe"]
                for a in _searched(pipeline)}
-    assert {a: rec for a, rec in recipes.items() if rec != "tiny"} == {"asap-s0-0": "tiny_cyclic"}
+    assert {a: rec for a, rec in recipes.items() if rec != "tiny"} == {"asap-s0-0": "tiny_cyclic",
+                                                                       "asap-s0-0+tiny_cyclic_wide": "tiny_cyclic_wide"}
+    # the protocol's own-recipe entry trained the same cell at 12 channels instead of 8 (ASAP-Medium's path)
+    wide, narrow = (json.loads((r / f"train/{a}/cifar10/seed0/metrics.json").read_text())
+                    for a in ("asap-s0-0+tiny_cyclic_wide", "asap-s0-0"))
+    assert wide["params_M"] > narrow["params_M"] and wide["macs_M"] > narrow["macs_M"]
 
 
 def test_the_paper_profile_dry_run_lists_every_search_of_the_papers_protocols(pipeline):

@@ -76,7 +76,7 @@ SPLIT_GOLD_NAS_IMAGENET = {"was": "gold-nas-imagenet", "now": "gold-nas-imagenet
                            "added": ("gold-nas-imagenet-46", "gold-nas-imagenet-48",
                                      "gold-nas-random")}  # and its random search (4.2, B.4), three seeds
 # Issue 26: EnTranNAS-DST's ImageNet search is the best of five (Table 7's dagger) and Table 4's other two
-# lambdas are searched; the new searches are checked by tests/test_papers_sections.py.
+# lambdas are searched; the new searches are checked by tests/test_published_jobs.py.
 ADDED_ENTRANAS = {"names": ("entranas-dst-imagenet-0p1", "entranas-dst-imagenet-0p05"),
                   "searches": tuple(f"entranas-dst-imagenet/seed{s}" for s in (1, 2, 3, 4)),
                   "retrain": {"entranas-dst-imagenet": {"search_seeds": [0, 1, 2, 3, 4],

@@ -140,3 +140,18 @@ def test_asap_table_2s_baselines_transfer_to_the_five_small_datasets_not_imagene
     assert {d for c, d in jobs if c == "ASAP"} == small | {"imagenet"}
     narrowed = study_of(load_params(ROOT / "params.yaml", "paper", ["train.transfer.datasets=[svhn]"]))
     assert {d for c, d in narrowed.transfer_jobs([]) if c == "AmoebaNet"} == {"svhn"}
+
+
+def test_a_recipe_based_on_another_takes_every_change_to_its_base_and_a_bad_base_is_refused():
+    params = load_params(ROOT / "params.yaml", "paper", ["train.recipes.gold_nas_imagenet.epochs=10",
+                                                         "train.recipes.asap_cifar.lr=0.05"])
+    study = study_of(params)
+    assert [study.recipe_settings(r)["epochs"] for r in ("gold_nas_imagenet", "gold_nas_imagenet_44",
+                                                         "gold_nas_imagenet_46")] == [10, 10, 10]
+    assert [study.recipe_settings(r)["lr"] for r in ("asap_cifar", "asap_cifar_44", "asap_cifar_50")] == [0.05] * 3
+    assert study.recipe_settings("asap_cifar_50")["channels"] == 50 and "based_on" not in params["train"]["recipes"]["asap_cifar_50"]
+    with pytest.raises(NasflowError, match=r"train\.recipes\.asap_cifar_44\.based_on: 'nope' is not a recipe"):
+        load_params(ROOT / "params.yaml", "paper", ["train.recipes.asap_cifar_44.based_on=nope"])
+    with pytest.raises(NasflowError, match=r"asap_cifar_44 -> asap_cifar_50 -> asap_cifar_44 is a cycle"):
+        load_params(ROOT / "params.yaml", "paper", ["train.recipes.asap_cifar_44.based_on=asap_cifar_50",
+                                                    "train.recipes.asap_cifar_50.based_on=asap_cifar_44"])

@@ -183,7 +183,7 @@ def genotype_of(study, arch_id: str, root: Path, pubs: pd.DataFrame) -> str | Pa
     if made.is_file():
         for entry in layout.read_architectures(made):
             path = root / layout.search_dir(name, seed) / entry["genotype"]
-            if entry["id"] == arch_id and path.is_file():
+            if entry["id"] == layout.searched_id(arch_id) and path.is_file():  # <id>+<recipe> trains <id>
                 return path
     return stand_in_cell(pubs, study.search_name(name), study.params["plan"]["stand_in_cell"])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nasflow import io as nio
 from nasflow.errors import NasflowError
-from nasflow.catalog.cells import SEARCHED_ID, own_recipe, zoo_entries  # noqa: F401 (own_recipe: for the rules)
+from nasflow.catalog.cells import SEARCHED_ID, own_recipe, zoo_entries  # noqa: F401 (own_recipe: the study's)
 
 SEARCH_DIR = "results/search/{method}/seed{seed}"
 TRAIN_DIR = "results/{stage}/{arch_id}/{dataset}/seed{seed}"

@@ -167,6 +167,30 @@ def flatten_overrides(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def resolve_recipe_bases(cfg: dict) -> None:
+    """Lay each recipe with `based_on: <recipe>` over the recipe it names (recursively), in place, after
+    the profile and every override, so that a change to a base reaches the recipes built on it (ASAP-Medium's
+    asap_cifar_44 is asap_cifar at 44 channels)."""
+    recipes = ((cfg.get("train") or {}).get("recipes")) or {}
+    if not isinstance(recipes, dict):
+        return
+
+    def resolved(name: str, seen: tuple) -> dict:
+        recipe = recipes[name]
+        base = recipe.get("based_on") if isinstance(recipe, dict) else None
+        if base is None:
+            return recipe
+        if base not in recipes:
+            raise NasflowError(f"train.recipes.{name}.based_on: {base!r} is not a recipe under train.recipes")
+        if base in seen:
+            raise NasflowError(f"train.recipes.{name}.based_on: {' -> '.join((*seen, base))} is a cycle")
+        own = {k: v for k, v in recipe.items() if k != "based_on"}
+        return {**resolved(base, (*seen, base)), **own}
+
+    for name in list(recipes):
+        recipes[name] = resolved(name, (name,))
+
+
 def _check_pick(where: str, pick, many: bool) -> None:
     """A `pick` names one rule: a transfer takes one architecture (final or by MACs), a retraining also all."""
     if pick == "all" and not many:
@@ -244,6 +268,9 @@ def check_searches(params) -> None:
             _check_pick(f"{where}.retrain.{i}.pick", wanted["pick"], many=True)
             if "recipe" in wanted and wanted["recipe"] not in params["train"]["recipes"]:
                 raise NasflowError(f"{where}.retrain.{i}.recipe: {wanted['recipe']!r} is not a recipe under train.recipes")
+            if "recipe" in wanted and not re.fullmatch(r"[A-Za-z0-9_.-]+", wanted["recipe"]):
+                raise NasflowError(f"{where}.retrain.{i}.recipe: {wanted['recipe']!r} names the trained cell "
+                                   "(<id>+<recipe>): letters, digits, '_', '.', '-' only")
         select = entry.get("select", "all")
         if isinstance(select, str):
             if select != "all":
@@ -300,6 +327,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
             raise NasflowError(f"{path}: profiles.{name} must be a mapping")
         try:
             merged = deep_merge(raw, overlay)
+            resolve_recipe_bases(merged)
             validate(merged, f"{path} (profile {name})", origins)
             try:
                 check_searches(merged)
@@ -315,6 +343,7 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None,
     cfg["profile"] = chosen or "base"
     for assignment in overrides:
         apply_override(cfg, assignment)
+    resolve_recipe_bases(cfg)
     validate(cfg, str(path), origins)
     try:
         check_searches(cfg)

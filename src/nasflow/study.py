@@ -383,8 +383,8 @@ def _per_name(searched: list[dict]) -> dict[str, list[list[dict]]]:
 def _picked(entries: list[dict], pick) -> list[dict]:
     """The architectures of one search a `pick` takes: `all`; `final`; {nearest_macs: M}, the entry whose
     MACs (architectures.json: at the search's eval_channels and eval_layers) are nearest M millions;
-    {largest_under_macs: M}, the largest at or under M millions (GOLD-NAS C.1: "the largest architecture
-    under 600M", the smallest where none is, so a long search is never thrown away). A plan's stand-ins for
+    {largest_under_macs: M}, the largest below M millions (GOLD-NAS 4.3: "the largest (but smaller than
+    600M)"; the smallest where none is, so a long search is never thrown away). A plan's stand-ins for
     a search not yet run carry no MACs: their final entry stands for the one picked."""
     if pick == "all":
         return list(entries)
@@ -392,7 +392,7 @@ def _picked(entries: list[dict], pick) -> list[dict]:
         return [layout.final_architecture(entries)]
     if "nearest_macs" in pick:
         return [min(entries, key=lambda e: abs(e["macs_M"] - pick["nearest_macs"]))]
-    under = [e for e in entries if e["macs_M"] <= pick["largest_under_macs"]]
+    under = [e for e in entries if e["macs_M"] < pick["largest_under_macs"]]
     return [max(under, key=lambda e: e["macs_M"])] if under else [min(entries, key=lambda e: e["macs_M"])]
 
 

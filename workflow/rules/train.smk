@@ -1,4 +1,4 @@
-# Retraining (every kept architecture, by its search's protocol) and transfer (a few cells on other
+# Retraining (what each search's protocol picks of its kept architectures, `retrain`) and transfer (a few cells on other
 # datasets) under results/train/; a `best_of ... by: short_retrain` selection's short trainings under
 # results/short-retrain/. Each job's recipe: the study's recipe_for.
 

@@ -144,7 +144,8 @@ def published_figure(tables: dict[str, pd.DataFrame], path: Path) -> Path:
     t1 = tables["table1"].dropna(subset=["paper_test_error"])
     points = [("retraining", t1["paper_test_error"], t1["test_error_mean"])]
     t2 = tables["table2"]
-    for column in [c for c in t2.columns if c.startswith("paper_") and c.endswith("_error")]:
+    for column in [c for c in t2.columns if c.startswith("paper_") and c.endswith("_error")
+                   and not c.endswith("_top5_error")]:  # top-1 only: the axes compare top-1 errors
         dataset = column[len("paper_"):-len("_error")]
         pairs = t2.dropna(subset=[column, f"{dataset}_error"])
         points.append((f"transfer {dataset}", pairs[column], pairs[f"{dataset}_error"]))
