@@ -109,3 +109,21 @@ def test_a_moved_project_shows_its_mlflow_artifacts_after_reroot(smoke_params, t
     assert {"metrics.json", "genotype.json", "settings.json"} <= files and model_found
     again = run_cli("tracking", "reroot", "--params", moved / "params.yaml")
     assert "already points" in again.stdout
+
+
+def test_bench_search_prints_entrannas_table_3_beside_each_measured_rung(monkeypatch, capsys):
+    """The ratios printed beside the measured ones are the paper's (published_measures.csv), each to the
+    DARTS rung: 4.5 / 9.0 G and 0.22 / 0.73 GPU-days for Engine and Transit cells."""
+    import argparse
+
+    from nasflow import cli
+    from nasflow.search import bench
+
+    rows = [{"rung": r, "step_seconds": 1.0, "time_ratio": 1.0, "peak_MB": 100.0, "memory_ratio": 1.0, "ops_run": 8}
+            for r in bench.RUNGS]
+    monkeypatch.setattr(bench, "bench_search", lambda *a: rows)
+    cli.cmd_bench_search(argparse.Namespace(channels=4, layers=5, batch=2, steps=1, warmup=0, device="cpu", threads=0))
+    lines = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "9.0 G x1.00, search 0.73 GPU-days at its largest batch x1.00" in lines["DARTS (1st order)"]
+    assert "4.5 G x0.50, search 0.22 GPU-days at its largest batch x0.30" in lines["+ Engine & Transit cells"]
+    assert "1.5 G x0.17" in lines["+ bottleneck"]

@@ -292,8 +292,11 @@ def cmd_bench_search(args) -> None:
     base = paper[rows[0]["rung"]]
     for r in rows:
         memory, days = paper[r["rung"]]
-        beside = (f"   paper (EnTranNAS Table 3, batch 64 on a GTX 1080 Ti): {memory[0]:.1f} G x{memory[0] / base[0][0]:.2f}, "
-                  f"search {days[0]:.2f} GPU-days at its largest batch x{days[0] / base[1][0]:.2f}") if memory and days and base[0] and base[1] else ""
+        beside = ""
+        if memory and days and base[0] and base[1]:
+            beside = (f"   paper (EnTranNAS Table 3, batch 64 on a GTX 1080 Ti): {memory[0]:.1f} G "
+                      f"x{memory[0] / base[0][0]:.2f}, search {days[0]:.2f} GPU-days at its largest batch "
+                      f"x{days[0] / base[1][0]:.2f}")
         print(f"  {r['rung']:26s} {r['step_seconds']:8.3f} s/step  x{r['time_ratio']:.2f}   {r['peak_MB']:9.1f} MB  "
               f"x{r['memory_ratio']:.2f}   {r['ops_run']:4d} op modules run per forward{beside}")
 

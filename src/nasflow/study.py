@@ -260,11 +260,11 @@ class Study:
 
     def transfer_jobs(self, searched: list[dict]) -> list[tuple[str, str]]:
         """(arch_id, dataset) of every transfer: the published cells of train.transfer.cells to
-        train.transfer.datasets (those of them a cell's datasets_by_cell names, where it has one); from each name's first
-        `searched_per_method` kept searches, one cell to each
-        of its protocol's `transfer` datasets: the final one (for GOLD-NAS the most pruned Pareto point, the
-        one a search is known by), or the one its `transfer_by_dataset.<dataset>.pick` names (GOLD-NAS-I:
-        the point of the mu = 0 front nearest the MACs GOLD-NAS Table 1 gives it)."""
+        train.transfer.datasets (those of them a cell's datasets_by_cell names, where it has one); from each
+        name's first `searched_per_method` kept searches, one cell to each of its protocol's `transfer`
+        datasets: the final one (for GOLD-NAS the most pruned Pareto point, the one a search is known by), or
+        the one its `transfer_by_dataset.<dataset>.pick` names (GOLD-NAS-I: the point of the mu = 0 front
+        nearest the MACs GOLD-NAS Table 1 gives it)."""
         transfer = self.params["train"]["transfer"]
         own = transfer.get("datasets_by_cell", {})
         out = [(cell, d) for cell in transfer["cells"] for d in self.transfer_datasets
@@ -273,7 +273,8 @@ class Study:
             entry = self.search_name(name)
             for entries in searches[:transfer["searched_per_method"]]:
                 for d in entry.transfer:
-                    out.append((_picked(entries, entry.transfer_by_dataset.get(d, {}).get("pick", "final"))[0]["id"], d))
+                    pick = entry.transfer_by_dataset.get(d, {}).get("pick", "final")
+                    out.append((_picked(entries, pick)[0]["id"], d))
         return out
 
     def retrained(self, searched: list[dict]) -> list[dict]:
